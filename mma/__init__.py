@@ -1,0 +1,12 @@
+"""mma: Mixture-of-Modality Adaptation (LaVIN) for cheap and quick vision-language tuning."""
+__version__ = '0.1.0'
+
+from . import adapters, encoders, llms, models, routers  # noqa: F401,E402  (register components)
+from .builder import build_model  # noqa: E402
+from .registry import (ADAPTERS, DATASETS, ENCODERS, HOOKS, LLMS, METRICS, MODELS,  # noqa: E402
+                       ROUTERS, TOKENIZERS)
+
+__all__ = [
+    '__version__', 'build_model', 'ADAPTERS', 'DATASETS', 'ENCODERS', 'HOOKS', 'LLMS', 'METRICS',
+    'MODELS', 'ROUTERS', 'TOKENIZERS'
+]

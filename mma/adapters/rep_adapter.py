@@ -1,0 +1,129 @@
+"""RepAdapter and its routed form (the MM-Adapter of LaVIN)."""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mma.registry import ADAPTERS, ROUTERS
+from mma.routers.routing import RoutingContext
+
+
+class GroupedLinear(nn.Module):
+    """A Linear layer with a block-diagonal weight of ``groups`` blocks (a grouped 1x1 conv).
+
+    ``weight`` is ``(out_features, in_features // groups)`` like a Conv1d weight without its kernel
+    dim: output block g reads input block g.
+    """
+
+    def __init__(self, in_features: int, out_features: int, groups: int = 1, bias: bool = True):
+        super().__init__()
+        if in_features % groups or out_features % groups:
+            raise ValueError(f'GroupedLinear: in_features={in_features} and out_features='
+                             f'{out_features} must be divisible by groups={groups}')
+        self.in_features, self.out_features, self.groups = in_features, out_features, groups
+        self.weight = nn.Parameter(torch.empty(out_features, in_features // groups))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        g = self.groups
+        xg = x.unflatten(-1, (g, self.in_features // g))  # (..., G, in/G)
+        w = self.weight.view(g, self.out_features // g, -1)  # (G, out/G, in/G)
+        y = torch.einsum('...gi,goi->...go', xg, w).flatten(-2)  # (..., out)
+        return y if self.bias is None else y + self.bias
+
+    def dense_weight(self) -> Tensor:
+        """The equivalent ``(out, in)`` block-diagonal weight."""
+        g = self.groups
+        return torch.block_diag(*self.weight.view(g, self.out_features // g, -1))
+
+    def extra_repr(self) -> str:
+        return f'in_features={self.in_features}, out_features={self.out_features}, groups={self.groups}'
+
+
+@ADAPTERS.register_module()
+class RepAdapter(nn.Module):
+    """``y = x + s * up(dropout(down(x)))`` with a grouped, zero-initialised up-projection.
+
+    At initialisation ``y == x`` exactly. In eval mode the adapter is affine in ``x`` and can be
+    folded into the Linear layer that reads its output (:func:`mma.adapters.merge_into_linear`).
+
+    Args:
+        in_features: Width d of the adapted hidden state.
+        hidden_dim: Bottleneck width h.
+        groups: Groups of the up-projection (its weight has ``d * h / groups`` entries).
+        scale: Output scale s.
+        dropout: Dropout on the bottleneck (training only).
+    """
+
+    def __init__(self, in_features: int, hidden_dim: int = 8, groups: int = 2, scale: float = 1.0,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.scale = float(scale)
+        self.down = nn.Linear(in_features, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.up = self._make_up(hidden_dim, in_features, groups)
+        nn.init.xavier_uniform_(self.down.weight)
+        nn.init.zeros_(self.down.bias)
+
+    @staticmethod
+    def _make_up(hidden_dim: int, in_features: int, groups: int) -> GroupedLinear:
+        up = GroupedLinear(hidden_dim, in_features, groups)
+        nn.init.zeros_(up.weight)
+        nn.init.zeros_(up.bias)
+        return up
+
+    def forward(self, x: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
+        return x + self.scale * self.up(self.dropout(self.down(x)))
+
+    def affine(self) -> Tuple[Tensor, Tensor]:
+        """``(M, c)`` with ``adapter(x) == x @ M.T + c`` in eval mode."""
+        return self._affine(self.up.dense_weight(), self.up.bias)
+
+    def _affine(self, up_w: Tensor, up_b: Tensor) -> Tuple[Tensor, Tensor]:
+        a_w, a_b = self.down.weight, self.down.bias  # (h, d), (h,)
+        eye = torch.eye(a_w.shape[1], dtype=a_w.dtype, device=a_w.device)
+        return eye + self.scale * up_w @ a_w, self.scale * (up_w @ a_b + up_b)
+
+
+@ADAPTERS.register_module()
+class RoutedRepAdapter(RepAdapter):
+    """RepAdapter with one shared down-projection and K up-projections mixed by a router.
+
+    ``y = x + s * sum_k w_k * up_k(z)``, ``z = dropout(down(x))``, ``w = router(r)``, where the
+    routing input ``r`` is chosen by the :class:`~mma.routers.RoutingContext` of the call: the
+    modality token of the same sample in the LLM, each token itself in the ViT (or with no
+    context).
+
+    Args:
+        in_features, hidden_dim, groups, scale, dropout: As :class:`RepAdapter`.
+        num_experts: Number of up-projections K.
+        router: Config of the router (``in_features`` and ``num_experts`` are filled in).
+    """
+
+    def __init__(self, in_features: int, hidden_dim: int = 8, groups: int = 2, scale: float = 1.0,
+                 dropout: float = 0.1, num_experts: int = 2,
+                 router: Optional[dict] = None):
+        super().__init__(in_features, hidden_dim, groups, scale, dropout)
+        del self.up
+        self.experts = nn.ModuleList(
+            self._make_up(hidden_dim, in_features, groups) for _ in range(num_experts))
+        router = dict(type='ModalityRouter') if router is None else dict(router)
+        router.setdefault('in_features', in_features)
+        router.setdefault('num_experts', num_experts)
+        self.router = ROUTERS.build(router)
+
+    def forward(self, x: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
+        ctx = ctx if ctx is not None else RoutingContext()
+        w = ctx.weights(self, self.router, x).to(x.dtype)  # (B, 1 or T, K)
+        z = self.dropout(self.down(x))
+        out = sum(w[..., k:k + 1] * up(z) for k, up in enumerate(self.experts))
+        return x + self.scale * out
+
+    def affine(self, weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(M, c)`` for fixed routing ``weights`` of shape ``(K,)`` (one modality, one layer)."""
+        if weights is None:
+            raise ValueError('RoutedRepAdapter.affine needs the routing weights (K,) to fold; '
+                             'they are constant per modality at inference')
+        up_w = sum(w * e.dense_weight() for w, e in zip(weights, self.experts))
+        up_b = sum(w * e.bias for w, e in zip(weights, self.experts))
+        return self._affine(up_w, up_b)

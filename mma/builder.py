@@ -1,0 +1,40 @@
+"""``mma.build_model``: a model from a config file, an mmengine Config, or a dict."""
+import os
+from typing import Union
+
+from mmengine.config import Config, ConfigDict
+from torch import nn
+
+from mma.registry import MODELS
+
+ConfigType = Union[str, os.PathLike, Config, ConfigDict, dict]
+
+
+def build_model(cfg: ConfigType, **overrides) -> nn.Module:
+    """Build a model (random or meta-device weights; no files are read).
+
+    Args:
+        cfg: A config path, an mmengine ``Config``, or a dict: either a full config with a
+            ``model`` field or a model config with a ``type``.
+        **overrides: Keys merged into the model config (e.g. ``llm=dict(...)``).
+
+    Returns:
+        The model. Base weights named in the config (LLaMA folder, CLIP file) are loaded by
+        ``model.init_weights()``, which the mmengine Runner calls; build under
+        ``with torch.device('meta'):`` to allocate nothing.
+    """
+    if isinstance(cfg, (str, os.PathLike)):
+        if not os.path.isfile(cfg):
+            raise FileNotFoundError(f'config file not found: {cfg}')
+        cfg = Config.fromfile(str(cfg))
+    if isinstance(cfg, Config):
+        cfg = cfg._cfg_dict if 'model' not in cfg else cfg['model']
+    cfg = ConfigDict(cfg)
+    if 'model' in cfg and 'type' not in cfg:
+        cfg = cfg['model']
+    if 'type' not in cfg:
+        raise KeyError("build_model: the config has neither a 'model' field nor a 'type' key")
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    import mma.models  # noqa: F401  (registers LaVIN and friends)
+    return MODELS.build(cfg)

@@ -1,0 +1,1 @@
+"""mma.datasets (filled by later issues)."""

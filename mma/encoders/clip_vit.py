@@ -1,0 +1,140 @@
+"""Frozen CLIP ViT (open_clip) returning intermediate CLS tokens, with adapter insertion points."""
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mma.registry import ENCODERS
+
+
+def _build_tower(model_name: Optional[str], vision_cfg: Optional[dict],
+                 quick_gelu: Optional[bool]) -> nn.Module:
+    import open_clip
+    from open_clip.model import _build_vision_tower
+    if vision_cfg is None:
+        if model_name is None:
+            raise ValueError('CLIPViT needs model_name (e.g. "ViT-L-14-quickgelu") or vision_cfg')
+        model_cfg = open_clip.get_model_config(model_name)
+        if model_cfg is None:
+            raise KeyError(f'open_clip has no model config named {model_name!r}; known ViTs: '
+                           f'{", ".join(m for m in open_clip.list_models() if "ViT" in m)}')
+        vision_cfg = model_cfg['vision_cfg']
+        embed_dim = model_cfg['embed_dim']
+        if quick_gelu is None:
+            quick_gelu = model_cfg.get('quick_gelu', False)
+    else:
+        vision_cfg = dict(vision_cfg)
+        embed_dim = vision_cfg.pop('embed_dim', vision_cfg.get('width', 64))
+    return _build_vision_tower(embed_dim, vision_cfg, quick_gelu=bool(quick_gelu))
+
+
+def load_clip_state_dict(path: str) -> dict:
+    """Read a CLIP checkpoint: open_clip/OpenAI state dict (``.pt``/``.bin``/``.pth``), a
+    ``.safetensors`` file, or OpenAI's TorchScript archive."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'CLIP weights file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path)
+    try:
+        sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except RuntimeError as err:  # OpenAI's TorchScript archive
+        if 'TorchScript' not in str(err) and 'constants.pkl' not in str(err):
+            raise
+        sd = torch.jit.load(path, map_location='cpu').state_dict()
+    if isinstance(sd, dict) and 'state_dict' in sd and isinstance(sd['state_dict'], dict):
+        sd = sd['state_dict']
+    return sd
+
+
+@ENCODERS.register_module()
+class CLIPViT(nn.Module):
+    """The visual tower of CLIP, returning the CLS token after selected residual blocks.
+
+    Args:
+        model_name: An open_clip model name (``'ViT-L-14-quickgelu'`` for LaVIN).
+        vision_cfg: An explicit open_clip ``vision_cfg`` dict instead of ``model_name`` (tiny
+            test towers); set ``head_width`` so that ``width / head_width`` is the head count.
+        quick_gelu: Force QuickGELU (needed by OpenAI weights); default from the model config.
+        pretrained: Local weights file (see :func:`load_clip_state_dict`), loaded by
+            :meth:`load_pretrained`, never at construction.
+        feature_every: Take the CLS token after every k-th block (k=4 gives 6 tokens on ViT-L/14).
+        out_indices: Explicit 0-based block indices instead of ``feature_every``.
+    """
+
+    def __init__(self, model_name: Optional[str] = 'ViT-L-14-quickgelu',
+                 vision_cfg: Optional[dict] = None, quick_gelu: Optional[bool] = None,
+                 pretrained: Optional[str] = None, feature_every: int = 4,
+                 out_indices: Optional[Sequence[int]] = None):
+        super().__init__()
+        self.model_name = model_name if vision_cfg is None else None
+        self.pretrained = pretrained
+        self.tower = _build_tower(model_name, vision_cfg, quick_gelu)
+        n = len(self.tower.transformer.resblocks)
+        if out_indices is None:
+            out_indices = range(feature_every - 1, n, feature_every)
+        self.out_indices: Tuple[int, ...] = tuple(sorted(int(i) for i in out_indices))
+        if not self.out_indices or not all(0 <= i < n for i in self.out_indices):
+            raise ValueError(f'CLIPViT out_indices {self.out_indices} must be non-empty and within '
+                             f'the {n} blocks')
+
+    @property
+    def width(self) -> int:
+        return self.tower.transformer.width
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.out_indices)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.tower.transformer.resblocks
+
+    def adapter_slots(self, placement: str) -> List[Tuple[nn.Module, str]]:
+        """``(block, norm name)`` pairs: ``'attn'`` adapts ``ln_1`` (before attention), ``'ffn'``
+        adapts ``ln_2`` (before the MLP), ``'block'`` both."""
+        names = {'attn': ['ln_1'], 'ffn': ['ln_2'], 'block': ['ln_1', 'ln_2']}
+        if placement not in names:
+            raise ValueError(f"unknown ViT adapter placement {placement!r}; expected 'attn', "
+                             "'ffn' or 'block'")
+        return [(blk, n) for blk in self.blocks[:self.out_indices[-1] + 1] for n in names[placement]]
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, 3, H, W) -> CLS tokens (B, num_tokens, width)."""
+        t = self.tower
+        x = t.conv1(images.to(t.conv1.weight.dtype))  # (B, W, g, g)
+        x = x.flatten(2).transpose(1, 2)  # (B, g*g, W)
+        cls = t.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + t.positional_embedding.to(x.dtype)  # (B, 1+g*g, W)
+        x = t.ln_pre(t.patch_dropout(x))
+        feats = []
+        for i, blk in enumerate(self.blocks[:self.out_indices[-1] + 1]):
+            x = blk(x)
+            if i in self.out_indices:
+                feats.append(x[:, 0])
+        return torch.stack(feats, dim=1)
+
+    def load_pretrained(self, path: Optional[str] = None) -> None:
+        """Load the tower's weights from a local CLIP file (``visual.*`` keys or bare keys)."""
+        path = path or self.pretrained
+        if path is None:
+            return
+        sd = load_clip_state_dict(path)
+        if any(k.startswith('visual.') for k in sd):
+            sd = {k[len('visual.'):]: v for k, v in sd.items() if k.startswith('visual.')}
+        own = {k: v for k, v in self.tower.state_dict().items() if '.adapter.' not in k}
+        missing = sorted(set(own) - set(sd))
+        if missing:
+            raise KeyError(f'CLIP weights {path} do not match {self.model_name or "vision_cfg"}: '
+                           f'missing {len(missing)} keys, e.g. {missing[:5]}')
+        bad = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
+               for k, v in own.items() if tuple(sd[k].shape) != tuple(v.shape)]
+        if bad:
+            raise ValueError(f'CLIP weights {path} do not match the model: {"; ".join(bad[:5])}')
+        self.tower.load_state_dict({k: sd[k] for k in own}, strict=False, assign=_on_meta(self))
+
+
+def _on_meta(module: nn.Module) -> bool:
+    return any(p.is_meta for p in module.parameters())
+

@@ -1,0 +1,1 @@
+"""mma.engine (filled by later issues)."""

@@ -1,0 +1,1 @@
+"""mma.evaluation (filled by later issues)."""

@@ -1,0 +1,194 @@
+"""LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from mma.adapters.utils import AdaptedModule, freeze_all_but_adapters, trainable_state_dict
+from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS
+from mma.routers.routing import RoutingContext
+
+IGNORE_INDEX = -100
+
+
+class VisualProjector(nn.Module):
+    """Linear(vision width -> hidden) -> SiLU -> Linear(hidden -> LLM dim), xavier init."""
+
+    def __init__(self, in_features: int, out_features: int, hidden: int = 128):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.fc2 = nn.Linear(hidden, out_features)
+        for fc in (self.fc1, self.fc2):
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.zeros_(fc.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.silu(self.fc1(x)))
+
+
+def _build_adapter(cfg: dict, width: int) -> nn.Module:
+    cfg = dict(cfg)
+    cfg.setdefault('in_features', width)
+    return ADAPTERS.build(cfg)
+
+
+@MODELS.register_module()
+class LaVIN(BaseModel):
+    """LaVIN / MMA: the model of "Cheap and Quick" (NeurIPS 2023), built from sub-configs.
+
+    Sequence (reference doc §2): ``[modality token] [BOS] "Image: " v1..vk prompt answer [EOS]``
+    for image samples and ``[modality token] [BOS] "Image: N/A" prompt answer [EOS]`` for
+    text-only ones. The data pipeline tokenises the text (with the image prefix) and says where the
+    visual tokens go (``visual_pos``); this model inserts them, prepends the modality token, and
+    masks attention so that no later position attends to the modality token: it acts only through
+    the routers, whose input is its hidden state.
+
+    Args:
+        llm: Config of the LLM backbone (``LLMS``).
+        vision: Config of the vision encoder (``ENCODERS``); None for a text-only model.
+        llm_adapter: Config of the adapter put into each LLM block (``ADAPTERS``; ``in_features``
+            is filled in); None for no LLM adapters.
+        llm_adapter_placement: ``'attn'`` (LaVIN), ``'ffn'`` or ``'block'``.
+        vit_adapter: Config of the adapter put into each ViT block; None for none.
+        vit_adapter_placement: ``'attn'`` (before attention, LaVIN), ``'ffn'`` or ``'block'``.
+        projector_hidden: Hidden width of the visual projector.
+        data_preprocessor: mmengine data preprocessor config.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, llm: dict, vision: Optional[dict] = None,
+                 llm_adapter: Optional[dict] = None, llm_adapter_placement: str = 'attn',
+                 vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
+                 projector_hidden: int = 128, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.llm = LLMS.build(llm)
+        dim = self.llm.dim
+        self.vision = ENCODERS.build(vision) if vision is not None else None
+        if llm_adapter is not None:
+            for block, slot in self.llm.adapter_slots(llm_adapter_placement):
+                setattr(block, slot, _build_adapter(llm_adapter, dim))
+        if self.vision is not None:
+            if vit_adapter is not None:
+                for block, norm in self.vision.adapter_slots(vit_adapter_placement):
+                    adapter = _build_adapter(vit_adapter, self.vision.width)
+                    setattr(block, norm, AdaptedModule(getattr(block, norm), adapter))
+            self.projector = VisualProjector(self.vision.width, dim, projector_hidden)
+        self.modality_embedding = nn.Embedding(2, dim)
+        freeze_all_but_adapters(self)
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def num_visual_tokens(self) -> int:
+        return self.vision.num_tokens if self.vision is not None else 0
+
+    def encode_images(self, images: Tensor) -> Tensor:
+        """images (N, 3, H, W) -> visual tokens (N, k, dim) in the LLM's embedding space."""
+        vision_trains = any(p.requires_grad for p in self.vision.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and vision_trains):
+            feats = self.vision(images)
+        return self.projector(feats.to(self.projector.fc1.weight.dtype))
+
+    def assemble(self, input_ids: Tensor, has_image: Tensor, visual_pos: Optional[Tensor] = None,
+                 images: Optional[Tensor] = None,
+                 labels: Optional[Tensor] = None) -> Dict[str, Optional[Tensor]]:
+        """Build the LLM input sequence (vectorised: no per-sample loops).
+
+        Args:
+            input_ids: (B, L) text tokens, right-padded, ``[BOS] prefix prompt answer [EOS]``.
+            has_image: (B,) bool.
+            visual_pos: (B,) index in ``input_ids`` before which the visual tokens go (image
+                samples; ignored for the others).
+            images: (N, 3, H, W), one per image sample in batch order.
+            labels: (B, L) target ids aligned with ``input_ids``, ``IGNORE_INDEX`` elsewhere.
+
+        Returns:
+            ``embeds`` (B, T, D) with T = 1 + L + k·any(has_image), ``labels`` (B, T) or None.
+        """
+        b, length = input_ids.shape
+        has_image = has_image.bool()
+        text = self.llm.tok_embeddings(input_ids)  # (B, L, D)
+        k = self.num_visual_tokens if (images is not None and has_image.any()) else 0
+        body_len = length + k
+        j = torch.arange(length, device=input_ids.device)
+        dest = j.expand(b, length)
+        if k:
+            after = has_image[:, None] & (j[None] >= visual_pos[:, None])
+            dest = dest + k * after  # (B, L): where each text token lands in the body
+        body = text.new_zeros(b, body_len, text.shape[-1]).scatter(
+            1, dest[..., None].expand_as(text), text)
+        if k:
+            vis = self.encode_images(images).to(body.dtype)  # (N, k, D)
+            rows = has_image.nonzero().squeeze(1)
+            cols = visual_pos[rows][:, None] + torch.arange(k, device=body.device)  # (N, k)
+            body = body.index_put((rows[:, None].expand_as(cols), cols), vis)
+        mod = self.modality_embedding(has_image.long()).to(body.dtype)[:, None]  # (B, 1, D)
+        embeds = torch.cat([mod, body], dim=1)
+        out_labels = None
+        if labels is not None:
+            out_labels = labels.new_full((b, 1 + body_len), IGNORE_INDEX)
+            out_labels[:, 1:] = out_labels[:, 1:].scatter(1, dest, labels)
+        return dict(embeds=embeds, labels=out_labels)
+
+    @staticmethod
+    def attention_mask(t: int, device: torch.device) -> Tensor:
+        """(1, 1, T, T) bool: causal, and no position > 0 attends to the modality token 0."""
+        mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+        mask[1:, 0] = False
+        return mask[None, None]
+
+    def hidden_states(self, embeds: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
+        """Run the LLM on assembled (B, T, D) embeddings; routing input is token 0."""
+        b, t, _ = embeds.shape
+        if ctx is None:
+            ctx = RoutingContext(token_index=embeds.new_zeros(b, dtype=torch.long))
+        return self.llm(embeds, mask=self.attention_mask(t, embeds.device), ctx=ctx)
+
+    # ----------------------------------------------------------------------------------------
+    def forward(self, inputs: dict, data_samples: Optional[List] = None,
+                mode: str = 'tensor') -> Union[Dict[str, Tensor], Tensor, List]:
+        """mmengine entry point.
+
+        ``inputs`` holds ``input_ids``, ``has_image``, ``visual_pos``, ``images`` and, for
+        ``mode='loss'``, ``labels`` (see :meth:`assemble`). ``'loss'`` returns ``{'loss': ...}``
+        (next-token cross entropy on answer tokens only, output head computed only there);
+        ``'tensor'`` returns the logits (B, T, V) over the assembled sequence.
+        """
+        seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
+                            inputs.get('images'), inputs.get('labels'))
+        hidden = self.hidden_states(seq['embeds'])
+        if mode == 'tensor':
+            return self.llm.output(hidden)
+        if mode == 'loss':
+            if seq['labels'] is None:
+                raise ValueError("LaVIN.forward(mode='loss') needs inputs['labels']")
+            return self.loss(hidden, seq['labels'], inputs.get('num_loss_tokens'))
+        if mode == 'predict':
+            raise NotImplementedError("mode='predict' (generation) is not available yet")
+        raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'tensor' or 'predict'")
+
+    def loss(self, hidden: Tensor, labels: Tensor,
+             normalizer: Optional[Union[Tensor, float]] = None) -> Dict[str, Tensor]:
+        """Summed cross entropy over answer tokens divided by ``normalizer`` (default: their
+        count). The head runs only on positions that have a target."""
+        targets = labels[:, 1:]
+        sel = targets != IGNORE_INDEX
+        logits = self.llm.output(hidden[:, :-1][sel])  # (N, V)
+        total = F.cross_entropy(logits.float(), targets[sel], reduction='sum')
+        if normalizer is None:
+            normalizer = sel.sum().clamp(min=1)
+        return dict(loss=total / normalizer)
+
+    # ----------------------------------------------------------------------------------------
+    def trainable_state_dict(self) -> Dict[str, Tensor]:
+        """Adapter tensors only: what mma saves in checkpoints."""
+        return trainable_state_dict(self)
+
+    def init_weights(self) -> None:
+        """Load the base weights from the files named in the config (LLM, CLIP)."""
+        super().init_weights()
+        for part in (self.llm, self.vision):
+            if part is not None and hasattr(part, 'load_pretrained'):
+                part.load_pretrained()

@@ -1,0 +1,80 @@
+"""mma's registries.
+
+Runner-facing registries (models, datasets, metrics, hooks, ...) are children of mmengine's with
+scope ``mma``, so an mmengine ``Runner`` with ``default_scope='mma'`` finds mma's components by name.
+
+Component registries (``ADAPTERS``, ``ROUTERS``, ``ENCODERS``, ``LLMS``, ``TOKENIZERS``) are roots of
+their own. mmengine keeps one child per scope under each parent, and when it builds it switches to
+the registry whose scope is the default scope: a child of ``MODELS`` named ``mma`` would shadow
+mma's ``MODELS``. As roots with scope ``mma`` each of them resolves to itself, whatever the default
+scope. A third-party package registers into them with ``@ADAPTERS.register_module()`` and a config
+imports it with ``custom_imports``.
+"""
+from typing import Any
+
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import Registry
+
+__all__ = [
+    'MMARegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
+    'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'MODEL_WRAPPERS',
+    'FUNCTIONS', 'VISUALIZERS', 'VISBACKENDS', 'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
+    'TOKENIZERS'
+]
+
+
+class MMARegistry(Registry):
+    """A registry whose "not found" error lists the names that are registered."""
+
+    def build(self, cfg: Any, *args, **kwargs) -> Any:
+        try:
+            return super().build(cfg, *args, **kwargs)
+        except KeyError as err:
+            msg = str(err)
+            if 'is not in the' not in msg:
+                raise
+            self.import_from_location()
+            names = ', '.join(sorted(self.module_dict)) or '(none)'
+            raise KeyError(f'{msg.strip(chr(34)).strip(chr(39))} Registered {self.name} types: '
+                           f'{names}.') from None
+
+
+def _child(name: str, parent: Registry, location: str) -> MMARegistry:
+    return MMARegistry(name, parent=parent, scope='mma', locations=[location])
+
+
+MODELS = _child('model', MMENGINE_MODELS, 'mma.models')
+DATASETS = _child('dataset', MMENGINE_DATASETS, 'mma.datasets')
+DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'mma.datasets')
+TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mma.datasets')
+METRICS = _child('metric', MMENGINE_METRICS, 'mma.evaluation')
+EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, 'mma.evaluation')
+HOOKS = _child('hook', MMENGINE_HOOKS, 'mma.engine')
+LOOPS = _child('loop', MMENGINE_LOOPS, 'mma.engine')
+OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, 'mma.engine')
+OPTIM_WRAPPERS = _child('optim wrapper', MMENGINE_OPTIM_WRAPPERS, 'mma.engine')
+PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mma.engine')
+MODEL_WRAPPERS = _child('model wrapper', MMENGINE_MODEL_WRAPPERS, 'mma.engine')
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mma.datasets')
+VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'mma.engine')
+VISBACKENDS = _child('vis backend', MMENGINE_VISBACKENDS, 'mma.engine')
+
+ADAPTERS = MMARegistry('adapter', scope='mma', locations=['mma.adapters'])
+ROUTERS = MMARegistry('router', scope='mma', locations=['mma.routers'])
+ENCODERS = MMARegistry('encoder', scope='mma', locations=['mma.encoders'])
+LLMS = MMARegistry('llm', scope='mma', locations=['mma.llms'])
+TOKENIZERS = MMARegistry('tokenizer', scope='mma', locations=['mma.llms'])
