@@ -1,0 +1,52 @@
+import glob
+import os
+import subprocess
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mma
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Leaf configs and model presets (other _base_ files are partial: data, schedules, runtime).
+CONFIGS = sorted(
+    os.path.relpath(p, REPO_ROOT)
+    for p in glob.glob(os.path.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p or '_base_/models' in p)
+
+
+@pytest.mark.parametrize('path', [
+    ('configs/lavin_7b_sqa.py', 3_781_296),
+    ('configs/lavin_13b_sqa.py', 5_390_080),
+], ids=['7b', '13b'])
+def test_lavin_presets_trainable_counts_on_meta(path):
+    cfg, expected = path
+    with torch.device('meta'):
+        model = mma.build_model(os.path.join(REPO_ROOT, cfg))
+    assert all(p.is_meta for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+
+
+def _is_big(cfg):
+    llm = cfg.get('model', {}).get('llm', {})
+    return llm.get('preset', 'tiny') not in ('tiny', 'tiny-gqa')
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_every_config_builds(path):
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, path))
+    assert 'model' in cfg, f'{path} has no model field'
+    if _is_big(cfg):
+        with torch.device('meta'):
+            model = mma.build_model(cfg)
+    else:
+        model = mma.build_model(cfg)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if n.startswith('llm.tok_embeddings') or n.startswith('llm.output'))
+
+
+def test_no_forward_monkeypatching():
+    out = subprocess.run(['grep', '-rnE', r'__get__|\.forward = ', 'mma/'], cwd=REPO_ROOT,
+                         capture_output=True, text=True)
+    assert out.stdout == '', out.stdout

@@ -1,0 +1,105 @@
+import sys
+import textwrap
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mma
+from mma.registry import ADAPTERS, MODELS
+
+PLUGIN = '''
+import torch
+from torch import nn
+from mma.registry import ADAPTERS, ROUTERS
+
+
+@ROUTERS.register_module()
+class HardRouter(nn.Module):
+    """Routes every input to expert 0 (one-hot)."""
+
+    def __init__(self, in_features, num_experts=2):
+        super().__init__()
+        self.num_experts = num_experts
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        w = torch.zeros(*x.shape[:-1], self.num_experts, dtype=x.dtype, device=x.device)
+        w[..., 0] = 1
+        return w + 0 * self.dummy
+
+
+@ADAPTERS.register_module()
+class GateAdapter(nn.Module):
+    def __init__(self, in_features, init=0.0):
+        super().__init__()
+        self.gate = nn.Parameter(torch.full((in_features, ), init))
+
+    def forward(self, x, ctx=None):
+        return x * (1 + self.gate)
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    name = 'mma_test_plugin_%d' % id(tmp_path)
+    (tmp_path / f'{name}.py').write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_third_party_adapter_and_router_from_config(tmp_path, plugin):
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(textwrap.dedent(f'''
+        custom_imports = dict(imports=['{plugin}'], allow_failed_imports=False)
+        model = dict(
+            type='LaVIN',
+            llm=dict(type='LLaMA', preset='tiny'),
+            vision=dict(type='CLIPViT', model_name=None, quick_gelu=True, feature_every=1,
+                        vision_cfg=dict(image_size=32, patch_size=8, width=64, head_width=16,
+                                        layers=2, mlp_ratio=4.0, embed_dim=32)),
+            llm_adapter=dict(type='GateAdapter', init=0.5),
+            vit_adapter=dict(type='RoutedRepAdapter', router=dict(type='HardRouter')),
+        )
+    '''))
+    model = mma.build_model(str(cfg_file))
+    blk = model.llm.layers[1]
+    assert type(blk.adapter_attn).__name__ == 'GateAdapter'
+    assert torch.all(blk.adapter_attn.gate == 0.5)
+    assert blk.adapter_attn.gate.requires_grad
+    vit_adapter = model.vision.blocks[0].ln_1.adapter
+    assert type(vit_adapter.router).__name__ == 'HardRouter'
+    x = torch.randn(2, 3, 64)
+    torch.testing.assert_close(vit_adapter.router(x)[..., 0], torch.ones(2, 3))
+
+
+def test_misspelt_type_lists_registered_names():
+    with pytest.raises(KeyError) as err:
+        ADAPTERS.build(dict(type='RepAdaptor', in_features=8))
+    msg = str(err.value)
+    assert 'RepAdaptor' in msg and 'RepAdapter' in msg and 'RoutedRepAdapter' in msg
+
+
+def test_runner_registry_finds_lavin_under_mma_scope():
+    from mmengine.registry import MODELS as ROOT
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mma'):
+        with ROOT.switch_scope_and_registry('mma') as reg:
+            assert reg is MODELS
+            assert reg.get('LaVIN') is mma.models.LaVIN
+
+
+def test_build_model_accepts_path_config_and_dicts(tmp_path):
+    from mma.testing import tiny_lavin_cfg
+    model_cfg = tiny_lavin_cfg()
+    cfg_file = tmp_path / 'c.py'
+    cfg_file.write_text(f'model = {model_cfg!r}\n')
+    counts = set()
+    for spec in (str(cfg_file), Config.fromfile(str(cfg_file)), dict(model=model_cfg),
+                 model_cfg):
+        m = mma.build_model(spec)
+        counts.add(sum(p.numel() for p in m.parameters() if p.requires_grad))
+    assert len(counts) == 1
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        mma.build_model(str(tmp_path / 'nope.py'))
