@@ -101,7 +101,8 @@ class LaVIN(BaseModel):
             has_image: (B,) bool.
             visual_pos: (B,) index in ``input_ids`` before which the visual tokens go (image
                 samples; ignored for the others).
-            images: (N, 3, H, W), one per image sample in batch order.
+            images: (N, 3, H, W), one per image sample in batch order, or their visual tokens
+                (N, k, D) computed beforehand with :meth:`encode_images`.
             labels: (B, L) target ids aligned with ``input_ids``, ``IGNORE_INDEX`` elsewhere.
 
         Returns:
@@ -120,7 +121,8 @@ class LaVIN(BaseModel):
         body = text.new_zeros(b, body_len, text.shape[-1]).scatter(
             1, dest[..., None].expand_as(text), text)
         if k:
-            vis = self.encode_images(images).to(body.dtype)  # (N, k, D)
+            vis = images if images.dim() == 3 else self.encode_images(images)
+            vis = vis.to(body.dtype)  # (N, k, D)
             rows = has_image.nonzero().squeeze(1)
             cols = visual_pos[rows][:, None] + torch.arange(k, device=body.device)  # (N, k)
             body = body.index_put((rows[:, None].expand_as(cols), cols), vis)
