@@ -109,11 +109,23 @@ class CLIPViT(nn.Module):
         x = torch.cat([cls, x], dim=1) + t.positional_embedding.to(x.dtype)  # (B, 1+g*g, W)
         x = t.ln_pre(t.patch_dropout(x))
         feats = []
-        for i, blk in enumerate(self.blocks[:self.out_indices[-1] + 1]):
+        last = self.out_indices[-1]
+        for i, blk in enumerate(self.blocks[:last]):
             x = blk(x)
             if i in self.out_indices:
                 feats.append(x[:, 0])
+        feats.append(self._cls_only_block(self.blocks[last], x))
         return torch.stack(feats, dim=1)
+
+    @staticmethod
+    def _cls_only_block(blk: nn.Module, x: Tensor) -> Tensor:
+        """The CLS output (B, W) of the last block needed: only the CLS query is computed and
+        only the CLS token goes through the MLP (the other tokens' outputs are never used)."""
+        if not hasattr(blk, 'attention') or hasattr(blk, 'ln_1_kv'):
+            return blk(x)[:, 0]  # a block layout we do not know: run it whole
+        h = blk.ln_1(x)  # keys and values need every token (adapters included)
+        x0 = x[:, :1] + blk.ls_1(blk.attention(q_x=h[:, :1], k_x=h, v_x=h))
+        return (x0 + blk.ls_2(blk.mlp(blk.ln_2(x0))))[:, 0]
 
     def load_pretrained(self, path: Optional[str] = None) -> None:
         """Load the tower's weights from a local CLIP file (``visual.*`` keys or bare keys)."""

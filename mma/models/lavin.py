@@ -54,6 +54,9 @@ class LaVIN(BaseModel):
         vit_adapter: Config of the adapter put into each ViT block; None for none.
         vit_adapter_placement: ``'attn'`` (before attention, LaVIN), ``'ffn'`` or ``'block'``.
         projector_hidden: Hidden width of the visual projector.
+        frozen_dtype: Store the frozen backbone weights in this dtype (``'bfloat16'``,
+            ``'float16'``), keeping the trainable tensors in fp32 — no fp32 copy of a frozen
+            weight exists. Run with AMP (autocast) when set.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
     """
@@ -61,7 +64,8 @@ class LaVIN(BaseModel):
     def __init__(self, llm: dict, vision: Optional[dict] = None,
                  llm_adapter: Optional[dict] = None, llm_adapter_placement: str = 'attn',
                  vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
-                 projector_hidden: int = 128, data_preprocessor: Optional[dict] = None,
+                 projector_hidden: int = 128, frozen_dtype: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.llm = LLMS.build(llm)
@@ -78,6 +82,11 @@ class LaVIN(BaseModel):
             self.projector = VisualProjector(self.vision.width, dim, projector_hidden)
         self.modality_embedding = nn.Embedding(2, dim)
         freeze_all_but_adapters(self)
+        if frozen_dtype is not None:
+            dtype = getattr(torch, frozen_dtype) if isinstance(frozen_dtype, str) else frozen_dtype
+            for p in self.parameters():
+                if not p.requires_grad:
+                    p.data = p.data.to(dtype)
 
     # ----------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,264 @@
+"""Benchmarks: mma against a reference-style run of the same model, side by side in one process.
+
+Reference style reproduces what the original LaVIN code does per training step: every sequence
+padded to ``max_seq_len``, text-only samples pushed through the ViT with a zero image (and the
+result thrown away), eager matmul-softmax attention with a full additive mask, and logits for every
+position over the whole vocabulary, in fp32. mma mode pads to the longest sample, runs the ViT on
+image samples only, uses SDPA and computes the output head only where there are labels.
+Figures are printed; nothing here asserts a time.
+"""
+import contextlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from mma.models.lavin import IGNORE_INDEX
+
+# Dense bf16 peak of one GPU, for model FLOPs utilisation.
+PEAK_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0}
+
+
+def _medium_vision() -> dict:
+    return dict(type='CLIPViT', model_name=None, quick_gelu=True, feature_every=4,
+                vision_cfg=dict(image_size=224, patch_size=14, width=1024, head_width=64,
+                                layers=4, mlp_ratio=4.0, embed_dim=768))
+
+
+def _routed(temperature: float) -> dict:
+    return dict(type='RoutedRepAdapter', hidden_dim=8, groups=2, scale=1.0, dropout=0.1,
+                router=dict(type='ModalityRouter', temperature=temperature))
+
+
+@dataclass
+class Size:
+    """A named benchmark size: model config and ScienceQA-like text lengths."""
+    model: dict
+    image_size: int
+    min_len: int
+    max_len: int
+    max_seq_len: int = 512
+
+
+def sizes() -> Dict[str, Size]:
+    from mma.testing import tiny_lavin_cfg
+    lavin = dict(type='LaVIN', llm_adapter=_routed(10.0), vit_adapter=_routed(10.0),
+                 projector_hidden=128)
+    vit_l = dict(type='CLIPViT', model_name='ViT-L-14-quickgelu', feature_every=4)
+    return {
+        'tiny': Size(tiny_lavin_cfg(), 32, 40, 60, 128),
+        'medium': Size(dict(lavin, llm=dict(type='LLaMA', preset='medium'),
+                            vision=_medium_vision()), 224, 220, 270),
+        '7b': Size(dict(lavin, llm=dict(type='LLaMA', preset='llama-7b'), vision=vit_l), 224,
+                   220, 270),
+        '13b': Size(dict(lavin, llm=dict(type='LLaMA', preset='llama-13b'), vision=vit_l,
+                         llm_adapter=_routed(5.0), vit_adapter=_routed(5.0)), 224, 220, 270),
+    }
+
+
+def build(size: Size, device: str = 'cpu', frozen_dtype: Optional[torch.dtype] = None,
+          seed: int = 0) -> torch.nn.Module:
+    """Build the model with random weights on ``device``; frozen weights in ``frozen_dtype``."""
+    import mma
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = mma.build_model(size.model)
+    if frozen_dtype is not None:
+        for p in model.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(frozen_dtype)
+    return model
+
+
+def make_batch(size: Size, batch_size: int = 4, n_images: int = 2, prompt_frac: float = 0.45,
+               vocab: int = 32000, device: str = 'cpu', seed: int = 0) -> dict:
+    """A ScienceQA-like batch: lengths in [min_len, max_len], the first ``n_images`` with an
+    image, answer tokens after the first ``prompt_frac`` of each sample."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(size.min_len, size.max_len + 1, (batch_size, ), generator=g)
+    length = int(lengths.max())
+    ids = torch.zeros(batch_size, length, dtype=torch.long)
+    labels = torch.full((batch_size, length), IGNORE_INDEX)
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, :n] = torch.randint(3, vocab, (n, ), generator=g)
+        ids[i, 0] = 1
+        start = int(n * prompt_frac)
+        labels[i, start:n] = ids[i, start:n]
+    has_image = torch.arange(batch_size) < n_images
+    images = torch.randn(n_images, 3, size.image_size, size.image_size, generator=g)
+    batch = dict(input_ids=ids, labels=labels, has_image=has_image,
+                 visual_pos=torch.full((batch_size, ), 4), images=images, lengths=lengths)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@contextlib.contextmanager
+def attention_backend(model, backend: str):
+    """Temporarily switch every LLaMA attention module to ``backend``."""
+    from mma.llms.llama import Attention
+    mods = [m for m in model.modules() if isinstance(m, Attention)]
+    old = [m.backend for m in mods]
+    for m in mods:
+        m.backend = backend
+    try:
+        yield
+    finally:
+        for m, b in zip(mods, old):
+            m.backend = b
+
+
+def mma_loss(model, batch: dict) -> torch.Tensor:
+    return model(batch, mode='loss')['loss']
+
+
+def reference_loss(model, batch: dict, max_seq_len: int = 512) -> torch.Tensor:
+    """The loss the reference computes, the way it computes it (see module docstring)."""
+    b, length = batch['input_ids'].shape
+    k = model.num_visual_tokens
+    pad = max_seq_len - 1 - k - length
+    ids = F.pad(batch['input_ids'], (0, max(pad, 0)))[:, :max_seq_len - 1 - k]
+    labels = F.pad(batch['labels'], (0, max(pad, 0)), value=IGNORE_INDEX)[:, :ids.shape[1]]
+    has_image = batch['has_image']
+    images = batch['images'].new_zeros(b, *batch['images'].shape[1:])
+    images[has_image] = batch['images']  # text-only samples get a zero image
+    visual = model.encode_images(images)[has_image]
+    seq = model.assemble(ids, has_image, batch['visual_pos'], visual, labels)
+    with attention_backend(model, 'eager'):
+        hidden = model.hidden_states(seq['embeds'])
+    logits = model.llm.output(hidden).float()  # (B, T, V): every position, whole vocabulary
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), seq['labels'][:, 1:].flatten(),
+                           ignore_index=IGNORE_INDEX)
+
+
+class PeakMemory:
+    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a block."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak = 0
+        self.base = 0
+
+    @staticmethod
+    def rss() -> int:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+    def __enter__(self):
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        self.base = self.peak = self.rss()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self.rss())
+                time.sleep(0.002)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self.rss())
+        return False
+
+    @property
+    def used(self) -> int:
+        """Bytes above the level at entry (CPU) or peak allocated bytes (CUDA)."""
+        return self.peak - self.base
+
+
+def _sync(device: str):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_train_step(model, batch: dict, loss_fn, steps: int = 3, warmup: int = 1,
+                    amp_dtype: Optional[torch.dtype] = None) -> dict:
+    """Median seconds of forward + backward + AdamW step, the loss, and peak memory."""
+    device = batch['input_ids'].device.type
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.02)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if k}
+    model.train()
+    times, loss, mem = [], None, None
+    for i in range(warmup + steps):
+        meter = PeakMemory(device) if i == warmup else contextlib.nullcontext()
+        with meter:
+            _sync(device)
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device, dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                out = loss_fn(model, batch)
+            out.backward()
+            opt.step()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        if i == warmup:
+            mem = meter.used
+        if i == 0:
+            loss = out.item()
+    model.load_state_dict(state)  # leave the weights as found
+    times = sorted(times[warmup:])
+    return dict(seconds=times[len(times) // 2], loss=loss, peak_bytes=mem)
+
+
+def train_flops(model, batch: dict, real_tokens: int, label_tokens: int) -> float:
+    """Model FLOPs of one frozen-backbone training step: 4·N per token through frozen weights
+    (forward + input gradients; no weight gradients), plus attention and the output head."""
+    llm = model.llm
+    block_params = sum(p.numel() for n, p in llm.layers.named_parameters() if 'adapter' not in n)
+    d, n_layers = llm.args.dim, llm.args.n_layers
+    t = batch['input_ids'].shape[1]
+    flops = 4 * block_params * real_tokens
+    flops += 4 * 2 * 2 * n_layers * d * t * real_tokens / 2  # causal QK^T and AV, fwd + bwd
+    flops += 4 * llm.output.weight.numel() * label_tokens
+    if model.vision is not None and batch['images'] is not None:
+        vit = sum(p.numel() for n, p in model.vision.named_parameters() if 'adapter' not in n)
+        n_tok = (model.vision.tower.positional_embedding.shape[0])
+        flops += 4 * vit * n_tok * batch['images'].shape[0]
+    return float(flops)
+
+
+def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 4,
+                        n_images: int = 2, steps: int = 3, warmup: int = 1,
+                        amp: Optional[str] = None, frozen_dtype: Optional[str] = None,
+                        modes: List[str] = ('reference', 'mma'), gpu: str = 'H100') -> dict:
+    """Time reference-style and mma training steps on the same model and batch."""
+    size = sizes()[size_name]
+    amp_dtype = getattr(torch, amp) if amp else None
+    fdt = getattr(torch, frozen_dtype) if frozen_dtype else None
+    model = build(size, device, fdt)
+    vocab = model.llm.args.vocab_size
+    batch = make_batch(size, batch_size, n_images, vocab=vocab, device=device)
+    real = int(batch['lengths'].sum()) + model.num_visual_tokens * n_images + batch_size
+    labels = int((batch['labels'] != IGNORE_INDEX).sum())
+    results = {}
+    for mode in modes:
+        if mode == 'reference':
+            fn = lambda m, b: reference_loss(m, b, size.max_seq_len)  # noqa: E731
+            r = time_train_step(model, batch, fn, steps, warmup, None)  # reference is fp32
+            padded = batch_size * size.max_seq_len
+        else:
+            r = time_train_step(model, batch, mma_loss, steps, warmup, amp_dtype)
+            padded = batch_size * (1 + batch['input_ids'].shape[1] + model.num_visual_tokens)
+        r['samples_per_s'] = batch_size / r['seconds']
+        r['real_tokens_per_s'] = real / r['seconds']
+        r['padded_fraction'] = 1 - real / padded
+        if device.startswith('cuda'):
+            r['mfu'] = train_flops(model, batch, real, labels) / r['seconds'] / (
+                PEAK_TFLOPS.get(gpu, 989.0) * 1e12)
+        results[mode] = r
+    return results

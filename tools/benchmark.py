@@ -1,0 +1,70 @@
+#!/usr/bin/env python
+"""Benchmark mma against a reference-style run of the same model, in one process.
+
+Examples:
+    python tools/benchmark.py --size medium                      # CPU, fp32, train step
+    python tools/benchmark.py --size medium --amp bfloat16       # CPU with bf16 autocast
+    python tools/benchmark.py --preset gpu-7b                    # H100/H200: LaVIN-7B shapes
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PRESETS = {
+    'gpu-7b': dict(size='7b', device='cuda', amp='bfloat16', frozen_dtype='bfloat16', steps=5,
+                   warmup=2),
+}
+
+
+def fmt_bytes(n):
+    return f'{n / 2**30:.2f} GiB' if n is not None else 'n/a'
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument('--preset', choices=sorted(PRESETS), help='a named set of the options below')
+    p.add_argument('--size', default='medium', choices=['tiny', 'medium', '7b', '13b'])
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--batch-size', type=int, default=4)
+    p.add_argument('--n-images', type=int, default=2)
+    p.add_argument('--steps', type=int, default=3)
+    p.add_argument('--warmup', type=int, default=1)
+    p.add_argument('--amp', default=None, help='autocast dtype for mma mode, e.g. bfloat16')
+    p.add_argument('--frozen-dtype', default=None, help='store frozen weights in this dtype')
+    p.add_argument('--modes', default='reference,mma')
+    p.add_argument('--gpu', default='H100', help='peak-FLOPs table key for MFU')
+    p.add_argument('--json', default=None, help='also write the results here')
+    args = p.parse_args(argv)
+    if args.preset:
+        for k, v in PRESETS[args.preset].items():
+            setattr(args, k, v)
+    import torch
+    from mma.benchmark import run_train_benchmark
+    torch.backends.mha.set_fastpath_enabled(False)
+    print(f'size={args.size} device={args.device} batch={args.batch_size} '
+          f'images={args.n_images} amp={args.amp} frozen_dtype={args.frozen_dtype} '
+          f'threads={torch.get_num_threads()}', flush=True)
+    res = run_train_benchmark(args.size, args.device, args.batch_size, args.n_images, args.steps,
+                              args.warmup, args.amp, args.frozen_dtype, args.modes.split(','),
+                              args.gpu)
+    print(f'{"mode":10s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
+          f'{"pad frac":>8s} {"peak mem":>10s} {"loss":>8s} {"MFU":>6s}')
+    for mode, r in res.items():
+        mfu = f'{100 * r["mfu"]:.1f}%' if 'mfu' in r else '-'
+        print(f'{mode:10s} {r["seconds"]:8.3f} {r["samples_per_s"]:10.2f} '
+              f'{r["real_tokens_per_s"]:11.1f} {r["padded_fraction"]:8.2f} '
+              f'{fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f} {mfu:>6s}')
+    if 'reference' in res and 'mma' in res:
+        ref, new = res['reference'], res['mma']
+        print(f'speed-up (reference / mma time): {ref["seconds"] / new["seconds"]:.2f}x; '
+              f'peak memory ratio (mma / reference): {new["peak_bytes"] / ref["peak_bytes"]:.2f}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(args=vars(args), results=res), f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
