@@ -53,3 +53,40 @@ def tiny_model(tokenizer_path):
     cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
     model = mma.build_model(cfg)
     return randomize_adapters(model).eval()
+
+
+SUBJECTS = ('natural science', 'social science', 'language science')
+ANIMALS = ('cat', 'dog', 'sun', 'plant', 'magnet', 'water')
+
+
+def write_scienceqa(root, n: int = 12, image_size: int = 32):
+    """A small ScienceQA folder in the real layout; every bucket is represented."""
+    import json
+
+    from PIL import Image
+    g = torch.Generator().manual_seed(1)
+    problems, qids = {}, []
+    for i in range(n):
+        qid = str(100 + i)
+        k = 2 + i % 3
+        choices = [ANIMALS[(i + j) % len(ANIMALS)] for j in range(k)]
+        has_image = i % 2 == 0
+        problems[qid] = dict(
+            question=f'which animal can {("fly", "swim", "run")[i % 3]}', choices=choices,
+            answer=i % k, hint='the sun is red' if i % 3 == 0 else '',
+            image='image.png' if has_image else None, subject=SUBJECTS[i % 3],
+            grade=f'grade{1 + i % 12}', lecture='', solution='', split='test')
+        qids.append(qid)
+        if has_image:
+            d = root / 'images' / 'test' / qid
+            d.mkdir(parents=True)
+            px = (torch.rand(image_size, image_size, 3, generator=g) * 255).to(torch.uint8)
+            Image.fromarray(px.numpy()).save(d / 'image.png')
+    (root / 'problems.json').write_text(json.dumps(problems))
+    (root / 'pid_splits.json').write_text(json.dumps(dict(test=qids, train=[], val=[])))
+    return root
+
+
+@pytest.fixture(scope='session')
+def sqa_root(tmp_path_factory):
+    return write_scienceqa(tmp_path_factory.mktemp('sqa'))

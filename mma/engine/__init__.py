@@ -1,1 +1,4 @@
-"""mma.engine (filled by later issues)."""
+"""Engine helpers: checkpoints, hooks, distributed setup."""
+from .adapter_checkpoint import load_adapter_checkpoint, read_adapter_state
+
+__all__ = ['load_adapter_checkpoint', 'read_adapter_state']
