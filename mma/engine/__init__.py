@@ -1,1 +1,17 @@
-"""mma.engine (filled by later issues)."""
+"""Training engine: token-mean loops, optimiser wrappers, hooks and the mmengine fixes."""
+from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_cfg,
+                     init_distributed, register_trusted_checkpoint_loader)
+from .hooks import (PerIterationSeedHook, TrainableCheckpointHook, check_trainable_state_dict,
+                    trainable_keys)
+from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
+                    token_mean_batches, window_length)
+from .optim_wrappers import (SkipNonFiniteAmpOptimWrapper, SkipNonFiniteOptimWrapper,
+                             TrainableOptimWrapperConstructor)
+
+__all__ = [
+    'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
+    'register_trusted_checkpoint_loader', 'PerIterationSeedHook', 'TrainableCheckpointHook',
+    'check_trainable_state_dict', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
+    'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
+    'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper', 'TrainableOptimWrapperConstructor'
+]
