@@ -31,7 +31,7 @@ def parse_answer(text: str, num_choices: int) -> int:
 
 def buckets(sample: dict) -> List[str]:
     """The table columns a question counts in (TXT and IMG overlap, as the official script)."""
-    has_text = bool(sample.get('has_context', bool(sample.get('hint'))))
+    has_text = bool(sample.get('has_context', sample.get('has_hint', bool(sample.get('hint')))))
     has_image = bool(sample.get('has_image'))
     cols = ['Avg']
     if sample.get('subject') in SUBJECTS:
@@ -49,8 +49,9 @@ def buckets(sample: dict) -> List[str]:
 class ScienceQAMetric(BaseMetric):
     """Accuracy (%) overall and per NAT/SOC/LAN, TXT/IMG/NO, G1-6/G7-12.
 
-    Each data sample returned by the model carries ``qid``, ``answer`` (gold index),
-    ``choices``, ``subject``, ``grade``, ``has_image``, ``has_context`` (or ``hint``) and the
+    Each data sample returned by the model carries ``qid``, ``answer`` or ``answer_idx`` (gold
+    index), ``choices``, ``subject``, ``grade``, ``has_image``, ``has_context`` (or ``has_hint``
+    / ``hint``: TXT) and the
     prediction ``pred_text``. Unparseable predictions are scored **wrong** (deterministic) and
     counted in ``unparseable``. ``mean_generated`` is the mean number of decoded tokens.
 
@@ -68,9 +69,10 @@ class ScienceQAMetric(BaseMetric):
         for s in data_samples:
             choices = list(s.get('choices', []))
             pred = parse_answer(s['pred_text'], len(choices))
+            gold = int(s['answer_idx'] if 'answer_idx' in s else s['answer'])
             self.results.append(dict(
-                qid=s.get('qid'), pred_text=s['pred_text'], pred=pred, answer=int(s['answer']),
-                correct=pred == int(s['answer']), buckets=buckets(s),
+                qid=s.get('qid'), pred_text=s['pred_text'], pred=pred, answer=gold,
+                correct=pred == gold, buckets=buckets(s),
                 num_generated=int(s.get('num_generated', 0))))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
