@@ -9,6 +9,8 @@ from mmengine.config import Config
 import mma
 import mma.datasets  # noqa: F401
 import mma.evaluation  # noqa: F401
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+
 from mma.registry import DATASETS, FUNCTIONS, METRICS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +28,8 @@ def test_config_builds(path):
         dl = cfg.get(key)
         if dl:
             assert DATASETS.get(dl.dataset.type) is not None
-            assert FUNCTIONS.get(dl.collate_fn.type.split('.', 1)[1]) is not None
+            name = dl.collate_fn.type.split('.')[-1]
+            assert (FUNCTIONS.get(name) or MMENGINE_FUNCTIONS.get(name)) is not None
     if cfg.get('test_evaluator'):
         assert METRICS.get(cfg.test_evaluator.type) is not None
         assert cfg.get('train_dataloader') is None or cfg.get('optim_wrapper') is not None
