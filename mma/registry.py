@@ -21,9 +21,11 @@ from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -31,8 +33,8 @@ from mmengine.registry import Registry
 
 __all__ = [
     'MMARegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
-    'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'MODEL_WRAPPERS',
-    'FUNCTIONS', 'VISUALIZERS', 'VISBACKENDS', 'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
+    'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'MODEL_WRAPPERS',
+    'FUNCTIONS', 'STRATEGIES', 'VISUALIZERS', 'VISBACKENDS', 'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
     'TOKENIZERS'
 ]
 
@@ -67,9 +69,12 @@ HOOKS = _child('hook', MMENGINE_HOOKS, 'mma.engine')
 LOOPS = _child('loop', MMENGINE_LOOPS, 'mma.engine')
 OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, 'mma.engine')
 OPTIM_WRAPPERS = _child('optim wrapper', MMENGINE_OPTIM_WRAPPERS, 'mma.engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
+                                    MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, 'mma.engine')
 PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mma.engine')
 MODEL_WRAPPERS = _child('model wrapper', MMENGINE_MODEL_WRAPPERS, 'mma.engine')
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mma.datasets')
+STRATEGIES = _child('strategy', MMENGINE_STRATEGIES, 'mma.engine')
 VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'mma.engine')
 VISBACKENDS = _child('vis backend', MMENGINE_VISBACKENDS, 'mma.engine')
 

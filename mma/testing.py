@@ -41,3 +41,90 @@ def tiny_lavin_cfg(vocab_size: int = 512, router: bool = True, vit_adapters: boo
         vit_adapter=dict(adapter) if vit_adapters else None,
         projector_hidden=16,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiny data sets in the real ScienceQA / LLaVA-Instruct / Alpaca formats.
+_WORDS = ('red blue green cat dog sun moon tree rock water fire plant animal light heavy north '
+          'south magnet force energy cell leaf river map city').split()
+
+
+def _png(path: str, seed: int, mode: str = 'RGB', size: int = 40) -> None:
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(arr, 'RGB').convert(mode).save(path)
+
+
+def make_tiny_scienceqa(root: str, n: int = 12, seed: int = 0) -> dict:
+    """Write a ScienceQA-layout data set (problems.json, pid_splits.json, captions.json,
+    images/{split}/{qid}/image.png) of ``n`` problems per train/val/test split, about half with
+    an image, plus a tokenizer trained on its text. Returns ``dict(data_root, tokenizer)``."""
+    import json
+    import random
+    rnd = random.Random(seed)
+    problems, splits, captions = {}, {'train': [], 'val': [], 'test': []}, {}
+    qid = 0
+    for split in splits:
+        for _ in range(n):
+            qid += 1
+            k = rnd.randint(2, 4)
+            words = lambda m: ' '.join(rnd.choice(_WORDS) for _ in range(m))  # noqa: E731
+            has_img = qid % 2 == 0
+            problems[str(qid)] = dict(
+                question=f'Which {words(2)} is {words(1)}?', choices=[words(2) for _ in range(k)],
+                answer=rnd.randrange(k), hint=words(rnd.choice([0, 5])),
+                image='image.png' if has_img else None, task='closed choice', grade=f'grade{rnd.randint(1, 12)}',
+                subject=rnd.choice(['natural science', 'social science', 'language science']),
+                topic='t', category='c', skill='s', lecture=f'{words(6)}\n{words(4)}',
+                solution=f'{words(5)}.  {words(3)}', split=split)
+            splits[split].append(str(qid))
+            captions[str(qid)] = f'A picture of {words(3)}.'
+            if has_img:
+                _png(os.path.join(root, 'images', split, str(qid), 'image.png'), qid)
+    splits['trainval'] = splits['train'] + splits['val']
+    os.makedirs(root, exist_ok=True)
+    for name, obj in (('problems.json', problems), ('pid_splits.json', splits),
+                      ('captions.json', {'captions': captions})):
+        with open(os.path.join(root, name), 'w') as f:
+            json.dump(obj, f)
+    text = [p['question'] + ' ' + ' '.join(p['choices']) + ' ' + p['lecture'] + p['solution']
+            for p in problems.values()]
+    text += ['Question: Context: Options: Response: The answer is A. B. C. D. BECAUSE: Image: N/A',
+             'Instruction: Response: What is in the picture?'] * 4
+    tok = train_tokenizer(text * 3, os.path.join(root, 'tokenizer.model'))
+    return dict(data_root=root, tokenizer=tok)
+
+
+def make_tiny_instruction_data(root: str, seed: int = 0) -> dict:
+    """Write tiny Alpaca, LLaVA-Instruct (with COCO ``train2014`` images) and LaVIN
+    ``all_data.json`` files. Returns their paths."""
+    import json
+    os.makedirs(root, exist_ok=True)
+    alpaca = [dict(instruction='Name a color.', input='', output='Red.'),
+              dict(instruction='Add the numbers.', input='2 and 3', output='5.')]
+    llava = [dict(id='000000000009', image='000000000009.jpg', conversations=[
+        dict(**{'from': 'human', 'value': '<image>\nWhat is in the picture?'}),
+        dict(**{'from': 'gpt', 'value': 'A cat on a tree.'}),
+        dict(**{'from': 'human', 'value': 'What color is it?'}),
+        dict(**{'from': 'gpt', 'value': 'It is red.'})])]
+    coco = os.path.join(root, 'coco', 'train2014')
+    _png(os.path.join(coco, 'COCO_train2014_000000000009.jpg'), seed)
+    _png(os.path.join(root, 'sqa_images', 'train', '5', 'image.png'), seed + 1)
+    lavin = {'train': [
+        dict(instruction='Instruction: Describe the image.\nResponse:', answer='A dog.',
+             image='000000000009.jpg', image_source='coco', qid='c1'),
+        dict(instruction='Instruction: Which is a magnet?\nResponse:', answer='The rock.',
+             image='image.png', image_source='sqa', qid='5'),
+        dict(instruction='Instruction: Say hi.\nResponse:', answer='Hi.', image=None,
+             image_source=None, qid='t1')]}
+    paths = dict(alpaca=os.path.join(root, 'alpaca_data.json'),
+                 llava=os.path.join(root, 'complex_reasoning_77k.json'),
+                 lavin=os.path.join(root, 'all_data.json'), coco=coco,
+                 sqa_images=os.path.join(root, 'sqa_images', 'train'))
+    for key, obj in (('alpaca', alpaca), ('llava', llava), ('lavin', lavin)):
+        with open(paths[key], 'w') as f:
+            json.dump(obj, f)
+    return paths

@@ -1,31 +1,98 @@
+"""Shared tiny fixtures: a SentencePiece tokenizer trained in-process and a tiny LaVIN whose
+adapters are randomised (zero-initialised adapters would make routing invisible)."""
 import os
+
+import pytest
+import torch
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+WORDS = ('the answer is A B C D E because image question context options response instruction '
+         'a cat dog sits on mat red blue green yes no what color is sky grass two three four '
+         'which animal can fly swim run plant water sun light heat magnet pull push N/A').split()
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TOKENIZER_TEXT = [
-    'Question: Which colour is the shape in the picture?',
-    'Context: N/A', 'Options: (A) red (B) green (C) blue (D) yellow', 'Response:',
-    'The answer is A. BECAUSE: the circle is red.', 'Image: ', 'Image: N/A',
-    'Instruction: describe the image.', 'A small square next to a large circle.',
-] * 20 + [f'sample sentence number {i} about science and grammar' for i in range(200)]
+def sentences(n: int = 400):
+    g = torch.Generator().manual_seed(0)
+    out = ['Image: ', 'Image: N/A', 'The answer is A. BECAUSE: ', 'Question: Context: Options: (A) (B)',
+           'Instruction: Response:']
+    for _ in range(n):
+        k = int(torch.randint(3, 12, (1,), generator=g))
+        out.append(' '.join(WORDS[int(i)] for i in torch.randint(len(WORDS), (k,), generator=g)))
+    return out
 
 
 @pytest.fixture(scope='session')
 def tokenizer_path(tmp_path_factory):
     from mma.testing import train_tokenizer
-    return train_tokenizer(TOKENIZER_TEXT, str(tmp_path_factory.mktemp('tok') / 'tok.model'),
+    return train_tokenizer(sentences(), str(tmp_path_factory.mktemp('tok') / 'tokenizer.model'),
                            vocab_size=512)
 
 
 @pytest.fixture(scope='session')
 def tokenizer(tokenizer_path):
-    from mma.llms import SentencePieceTokenizer
+    from mma.llms.tokenizer import SentencePieceTokenizer
     return SentencePieceTokenizer(tokenizer_path)
+
+
+def randomize_adapters(model, seed: int = 0, std: float = 0.2):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+@pytest.fixture
+def tiny_model(tokenizer_path):
+    import mma
+    from mma.testing import tiny_lavin_cfg
+    torch.manual_seed(0)
+    cfg = tiny_lavin_cfg(vocab_size=512)
+    cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
+    model = mma.build_model(cfg)
+    return randomize_adapters(model).eval()
+
+
+SUBJECTS = ('natural science', 'social science', 'language science')
+ANIMALS = ('cat', 'dog', 'sun', 'plant', 'magnet', 'water')
+
+
+def write_scienceqa(root, n: int = 12, image_size: int = 32):
+    """A small ScienceQA folder in the real layout; every bucket is represented."""
+    import json
+
+    from PIL import Image
+    g = torch.Generator().manual_seed(1)
+    problems, qids = {}, []
+    for i in range(n):
+        qid = str(100 + i)
+        k = 2 + i % 3
+        choices = [ANIMALS[(i + j) % len(ANIMALS)] for j in range(k)]
+        has_image = i % 2 == 0
+        problems[qid] = dict(
+            question=f'which animal can {("fly", "swim", "run")[i % 3]}', choices=choices,
+            answer=i % k, hint='the sun is red' if i % 3 == 0 else '',
+            image='image.png' if has_image else None, subject=SUBJECTS[i % 3],
+            grade=f'grade{1 + i % 12}', lecture='', solution='', split='test')
+        qids.append(qid)
+        if has_image:
+            d = root / 'images' / 'test' / qid
+            d.mkdir(parents=True)
+            px = (torch.rand(image_size, image_size, 3, generator=g) * 255).to(torch.uint8)
+            Image.fromarray(px.numpy()).save(d / 'image.png')
+    (root / 'problems.json').write_text(json.dumps(problems))
+    (root / 'pid_splits.json').write_text(json.dumps(dict(test=qids, train=[], val=[])))
+    return root
+
+
+@pytest.fixture(scope='session')
+def sqa_root(tmp_path_factory):
+    return write_scienceqa(tmp_path_factory.mktemp('sqa'))
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)

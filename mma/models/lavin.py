@@ -7,8 +7,11 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mma.adapters.utils import AdaptedModule, freeze_all_but_adapters, trainable_state_dict
-from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS
+from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, TOKENIZERS
 from mma.routers.routing import RoutingContext
+
+from .generation import GenerationConfig, GenerationOutput
+from .generation import generate as _generate
 
 IGNORE_INDEX = -100
 
@@ -59,6 +62,10 @@ class LaVIN(BaseModel):
             weight exists. Run with AMP (autocast) when set.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
+        tokenizer: Tokenizer config (``TOKENIZERS``) or object; needed by ``mode='predict'`` to
+            turn generated ids into text.
+        generation_cfg: :class:`~mma.models.generation.GenerationConfig` fields for
+            ``mode='predict'`` (e.g. ``max_new_tokens=64``, ``stop_pattern`` for early stop).
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
@@ -66,7 +73,8 @@ class LaVIN(BaseModel):
                  vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
                  projector_hidden: int = 128, frozen_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
+                 generation_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
@@ -87,6 +95,20 @@ class LaVIN(BaseModel):
             for p in self.parameters():
                 if not p.requires_grad:
                     p.data = p.data.to(dtype)
+        # Built on first use: the file need not exist to build (or count) the model.
+        self._tokenizer = tokenizer
+        self.generation_cfg = dict(generation_cfg or {})
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the config, built on first access (None if none is configured)."""
+        if isinstance(self._tokenizer, dict):
+            self._tokenizer = TOKENIZERS.build(self._tokenizer)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value):
+        self._tokenizer = value
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -177,7 +199,7 @@ class LaVIN(BaseModel):
                 raise ValueError("LaVIN.forward(mode='loss') needs inputs['labels']")
             return self.loss(hidden, seq['labels'], inputs.get('num_loss_tokens'))
         if mode == 'predict':
-            raise NotImplementedError("mode='predict' (generation) is not available yet")
+            return self.predict(inputs, data_samples)
         raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'tensor' or 'predict'")
 
     def loss(self, hidden: Tensor, labels: Tensor,
@@ -192,6 +214,91 @@ class LaVIN(BaseModel):
             normalizer = sel.sum().clamp(min=1)
         return dict(loss=total / normalizer)
 
+    # ---------------------------------------------------------------------------- inference --
+    def prompt_lengths(self, inputs: dict) -> Tensor:
+        """(B,) length of each assembled row: modality token + text (+ visual tokens)."""
+        ids = inputs['input_ids']
+        lengths = inputs.get('lengths')
+        if lengths is None:
+            lengths = (ids != 0).sum(1)
+        k = self.num_visual_tokens if inputs.get('images') is not None else 0
+        return 1 + lengths.to(ids.device) + k * inputs['has_image'].bool().long()
+
+    @torch.no_grad()
+    def generate(self, inputs: dict, on_text=None, return_logits: bool = False,
+                 **cfg) -> GenerationOutput:
+        """Continue a batch of prompts (``inputs`` as for :meth:`forward`, without answers).
+
+        Keyword arguments override :attr:`generation_cfg` (see
+        :class:`~mma.models.generation.GenerationConfig`); ``on_text(i, text)`` streams.
+        """
+        gcfg = GenerationConfig(**{**self.generation_cfg, **cfg})
+        seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
+                            inputs.get('images'))
+        tok = self.tokenizer
+        return _generate(self.llm, seq['embeds'], self.prompt_lengths(inputs), gcfg,
+                         decode=tok.decode if tok is not None else None,
+                         eos_id=tok.eos_id if tok is not None else None, on_text=on_text,
+                         return_logits=return_logits)
+
+    @torch.no_grad()
+    def choice_logliks(self, inputs: dict) -> List[List[float]]:
+        """Summed log-likelihood of each answer choice given its sample's prompt.
+
+        ``inputs['choice_ids']`` holds, per sample, a list of token-id lists (one per choice);
+        each choice is appended to the prompt and scored by one teacher-forced forward.
+        """
+        ids, lengths = inputs['input_ids'], inputs.get('lengths')
+        if lengths is None:
+            lengths = (ids != 0).sum(1)
+        rows, owner = [], []
+        for i, choices in enumerate(inputs['choice_ids']):
+            for c in choices:
+                rows.append((ids[i, :int(lengths[i])].tolist(), [int(t) for t in c]))
+                owner.append(i)
+        width = max(len(p) + len(c) for p, c in rows)
+        seq_ids = ids.new_zeros(len(rows), width)
+        labels = ids.new_full((len(rows), width), IGNORE_INDEX)
+        for r, (p, c) in enumerate(rows):
+            seq_ids[r, :len(p) + len(c)] = torch.tensor(p + c)
+            labels[r, len(p):len(p) + len(c)] = torch.tensor(c)
+        own = torch.tensor(owner, device=ids.device)
+        has_image = inputs['has_image'].bool()[own]
+        images = inputs.get('images')
+        if images is not None:  # one image row per (image sample, choice)
+            img_idx = torch.cumsum(inputs['has_image'].long(), 0) - 1
+            images = images[img_idx[own][has_image]]
+        visual_pos = inputs.get('visual_pos')
+        seq = self.assemble(seq_ids, has_image, visual_pos[own] if visual_pos is not None else None,
+                            images, labels)
+        logp = torch.log_softmax(self.llm.output(self.hidden_states(seq['embeds'])).float(), -1)
+        targets = seq['labels'][:, 1:]
+        sel = targets != IGNORE_INDEX
+        tok_logp = logp[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
+        scores = (tok_logp * sel).sum(1).tolist()
+        out: List[List[float]] = [[] for _ in inputs['choice_ids']]
+        for i, s in zip(owner, scores):
+            out[i].append(s)
+        return out
+
+    def predict(self, inputs: dict, data_samples: Optional[List] = None) -> List:
+        """Generate (or score choices, when ``inputs`` has ``choice_ids``) for a batch.
+
+        Returns one dict per sample: its data sample's fields plus ``pred_text``,
+        ``pred_tokens`` and ``num_generated`` (generation) or ``choice_logliks`` (scoring).
+        """
+        b = inputs['input_ids'].shape[0]
+        samples = [_as_dict(s) for s in data_samples] if data_samples else [{} for _ in range(b)]
+        if inputs.get('choice_ids') is not None:
+            for s, ll in zip(samples, self.choice_logliks(inputs)):
+                s['choice_logliks'] = ll
+            return samples
+        out = self.generate(inputs)
+        for i, s in enumerate(samples):
+            s.update(pred_text=out.texts[i], pred_tokens=out.tokens[i],
+                     num_generated=out.num_generated[i])
+        return samples
+
     # ----------------------------------------------------------------------------------------
     def trainable_state_dict(self) -> Dict[str, Tensor]:
         """Adapter tensors only: what mma saves in checkpoints."""
@@ -203,3 +310,12 @@ class LaVIN(BaseModel):
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
+
+
+def _as_dict(sample) -> dict:
+    """A data sample (dict or mmengine data element) as a new plain dict."""
+    if isinstance(sample, dict):
+        return dict(sample)
+    if hasattr(sample, 'to_dict'):
+        return dict(sample.to_dict())
+    return dict(vars(sample))

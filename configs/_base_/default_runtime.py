@@ -1,0 +1,29 @@
+# Runtime shared by mma training configs.
+default_scope = 'mma'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+# Trainable-only checkpoints (frozen weights come from the model's own files) and per-rank,
+# per-iteration seeding (dropout differs between ranks; resume is bitwise reproducible).
+custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook')]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+log_processor = dict(
+    by_epoch=True,
+    custom_cfg=[dict(data_src='nonfinite_steps', method_name='current'),
+                dict(data_src='loss_tokens', method_name='current')])
+log_level = 'INFO'
+load_from = None
+resume = False
+# The same seed on every rank, so that every rank builds the same model; PerIterationSeedHook
+# gives each rank its own random stream during training.
+randomness = dict(seed=0, diff_rank_seed=False, deterministic=False)

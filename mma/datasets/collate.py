@@ -1,0 +1,53 @@
+"""Batching: pad to the longest sample of the batch."""
+from typing import List, Sequence
+
+import torch
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+
+from mma.registry import FUNCTIONS
+
+from .transforms import IGNORE_INDEX
+
+PAD_ID = 0
+
+
+def mma_collate(batch: Sequence[dict]) -> dict:
+    """Collate :class:`~mma.datasets.TokenizeForLaVIN` outputs into LaVIN's ``inputs``.
+
+    ``input_ids`` are right-padded with 0 and ``labels`` with -100 to the longest sample of the
+    batch (not to ``max_len``); ``images`` stacks the images of the image samples in batch order
+    (None when there are none). Use as ``collate_fn=dict(type='mma_collate')``.
+
+    Returns:
+        ``dict(inputs=dict(input_ids, labels, has_image, visual_pos, images, lengths),
+        data_samples=[meta, ...])``; ``labels`` is None for prediction batches.
+    """
+    inputs = [b['inputs'] for b in batch]
+    lengths = torch.tensor([len(x['input_ids']) for x in inputs], dtype=torch.long)
+    longest = int(lengths.max())
+    ids = torch.full((len(batch), longest), PAD_ID, dtype=torch.long)
+    for i, x in enumerate(inputs):
+        ids[i, :len(x['input_ids'])] = x['input_ids']
+    labels = None
+    if all(x['labels'] is not None for x in inputs):
+        labels = torch.full((len(batch), longest), IGNORE_INDEX, dtype=torch.long)
+        for i, x in enumerate(inputs):
+            labels[i, :len(x['labels'])] = x['labels']
+    elif any(x['labels'] is not None for x in inputs):
+        raise ValueError('mma_collate: a batch mixes samples with and without labels')
+    has_image = torch.tensor([bool(x['has_image']) for x in inputs])
+    images: List[torch.Tensor] = [x['image'] for x in inputs if x['has_image']]
+    if any(im is None for im in images):
+        raise ValueError('mma_collate: an image sample has no image (put LoadLaVINImage before '
+                         'TokenizeForLaVIN in the pipeline)')
+    return dict(
+        inputs=dict(input_ids=ids, labels=labels, has_image=has_image,
+                    visual_pos=torch.tensor([int(x['visual_pos']) for x in inputs]),
+                    images=torch.stack(images) if images else None, lengths=lengths),
+        data_samples=[b['data_samples'] for b in batch])
+
+
+FUNCTIONS.register_module(module=mma_collate)
+# mmengine's Runner looks collate functions up with ``FUNCTIONS.get`` on its root registry, which
+# does not search scope children: register there too (the name is unique to mma).
+MMENGINE_FUNCTIONS.register_module(module=mma_collate, force=True)

@@ -1,0 +1,161 @@
+"""Per-sample transforms: image loading/normalisation and LaVIN tokenisation.
+
+A sample dict carries ``prompt`` (text up to and including ``Response:``), ``answer`` (target text;
+absent or None for prediction), ``img_path`` (None for text-only samples) and metadata. The pipeline
+``[LoadLaVINImage, TokenizeForLaVIN]`` turns it into ``dict(inputs=..., data_samples=...)`` for
+:func:`mma.datasets.mma_collate`.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mma.registry import TOKENIZERS, TRANSFORMS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IGNORE_INDEX = -100  # == mma.models.IGNORE_INDEX (not imported: keeps data workers light)
+OVERLONG_POLICIES = ('truncate_prompt', 'skip')
+
+
+def to_rgb(img: Image.Image, background: Optional[Sequence[int]] = None) -> Image.Image:
+    """Any PIL image as 8-bit RGB.
+
+    16/32-bit grayscale (``I;16``, ``I``) is rescaled to 8 bits (PIL's own ``convert`` clips it);
+    images with alpha (RGBA, LA, palette with transparency) drop alpha as the reference's
+    ``convert('RGB')`` does, or are composited over ``background`` when given.
+    """
+    if img.mode.startswith('I'):  # 16-bit (or 32-bit int) grayscale
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if (img.mode.startswith('I;16') or arr.max() > 255) else 255.0
+        img = Image.fromarray(np.clip(np.rint(arr / top * 255.0), 0, 255).astype(np.uint8), 'L')
+    elif img.mode == 'F':
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8), 'L')
+    if background is not None and (img.mode in ('RGBA', 'LA', 'PA') or
+                                   (img.mode == 'P' and 'transparency' in img.info)):
+        rgba = img.convert('RGBA')
+        canvas = Image.new('RGBA', rgba.size, tuple(background) + (255,))
+        img = Image.alpha_composite(canvas, rgba)
+    return img.convert('RGB')
+
+
+@TRANSFORMS.register_module()
+class LoadLaVINImage:
+    """Read ``img_path`` as RGB, resize (bicubic) and normalise into ``image`` (3, S, S) float.
+
+    Text-only samples (``img_path`` None) get ``image = None``.
+
+    Args:
+        size: Output side (224 for CLIP ViT-L/14).
+        mean, std: Normalisation in [0, 1] units; LaVIN presets use ImageNet's, as the reference
+            did (not CLIP's).
+        background: RGB fill under transparent pixels; None drops alpha like the reference.
+    """
+
+    def __init__(self, size: Union[int, Tuple[int, int]] = 224,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 background: Optional[Sequence[int]] = None):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+        self.background = background
+
+    def load(self, path: str) -> torch.Tensor:
+        with Image.open(path) as img:
+            img = to_rgb(img, self.background)
+        img = img.resize((self.size[1], self.size[0]), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return (x.float() / 255.0 - self.mean) / self.std  # (3, H, W)
+
+    def __call__(self, results: dict) -> dict:
+        path = results.get('img_path')
+        results['image'] = self.load(path) if path is not None else None
+        return results
+
+
+@TRANSFORMS.register_module()
+class TokenizeForLaVIN:
+    """Tokenise a sample into LaVIN's text sequence and labels, and pack it.
+
+    Text: ``[BOS] tok(image_prefix) tok(prompt) tok(answer) [EOS]`` for image samples (visual
+    tokens go before ``tok(prompt)``: ``visual_pos = 1 + len(tok(image_prefix))``) and
+    ``[BOS] tok(text_prefix) tok(prompt) tok(answer) [EOS]`` for text-only samples; each piece is
+    tokenised on its own, without BOS/EOS. Labels are the answer and EOS tokens, ``-100``
+    elsewhere (the model shifts). For prediction (``with_answer=False``) the text stops after the prompt.
+
+    Over-long samples: the model sees ``1 + len(text) + k`` positions (modality token, text, k
+    visual tokens for image samples). Above ``max_len``, ``'truncate_prompt'`` drops prompt tokens
+    from the start of the prompt (the options and ``Response:`` stay next to the answer);
+    ``'skip'`` drops the sample. Answer tokens are never dropped: a sample whose answer alone does
+    not fit is skipped under either policy. The dataset applies the policy once, counts and
+    warns (:meth:`measure`); see :class:`~mma.datasets.LaVINDataset`.
+
+    Args:
+        tokenizer: A tokenizer object or its ``TOKENIZERS`` config.
+        max_len: Maximum positions the model sees (512 in LaVIN).
+        num_visual_tokens: k (6 for LaVIN's ViT-L/14).
+        overlong: ``'truncate_prompt'`` or ``'skip'``.
+        image_prefix, text_prefix: The ``"Image: "`` / ``"Image: N/A"`` prefixes.
+        with_answer: False for prediction: the text stops after the prompt, no labels.
+        meta_keys: Sample keys copied into ``data_samples``.
+    """
+
+    def __init__(self, tokenizer, max_len: int = 512, num_visual_tokens: int = 6,
+                 overlong: str = 'truncate_prompt', image_prefix: str = 'Image: ',
+                 text_prefix: str = 'Image: N/A', with_answer: bool = True,
+                 meta_keys: Sequence[str] = ('qid', 'answer_idx', 'choices', 'options',
+                                             'subject', 'grade', 'has_hint', 'prompt',
+                                             'answer')):
+        if overlong not in OVERLONG_POLICIES:
+            raise ValueError(f'overlong={overlong!r}; expected one of {OVERLONG_POLICIES}')
+        self.tokenizer = TOKENIZERS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        self.max_len = max_len
+        self.num_visual_tokens = num_visual_tokens
+        self.overlong = overlong
+        self.image_prefix, self.text_prefix = image_prefix, text_prefix
+        self._prefix_ids = {True: self.tokenizer.encode(image_prefix),
+                            False: self.tokenizer.encode(text_prefix)}
+        self.with_answer = with_answer
+        self.meta_keys = tuple(meta_keys)
+
+    def _pieces(self, results: dict) -> Tuple[List[int], List[int], List[int], bool]:
+        has_image = results.get('img_path') is not None
+        prompt = self.tokenizer.encode(results['prompt'])
+        answer = results.get('answer') if self.with_answer else None
+        ans = [] if answer is None else self.tokenizer.encode(answer) + [self.tokenizer.eos_id]
+        return self._prefix_ids[has_image], prompt, ans, has_image
+
+    def measure(self, results: dict) -> Tuple[int, int, int]:
+        """``(positions, prompt tokens to drop, answer tokens)`` for a sample; drop = -1 when
+        even an empty prompt does not fit (or the policy is ``'skip'`` and it is over-long)."""
+        prefix, prompt, ans, has_image = self._pieces(results)
+        total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + self.num_visual_tokens * has_image
+        excess = total - self.max_len
+        if excess <= 0:
+            return total, 0, len(ans)
+        if self.overlong == 'skip' or excess > len(prompt):
+            return total, -1, len(ans)
+        return total, excess, len(ans)
+
+    def __call__(self, results: dict) -> dict:
+        prefix, prompt, ans, has_image = self._pieces(results)
+        _, drop, _ = self.measure(results)
+        if drop < 0:
+            raise ValueError(f'sample {results.get("qid", "?")} exceeds max_len={self.max_len} '
+                             'and cannot be truncated on the prompt side; the dataset should '
+                             'have filtered it (LaVINDataset applies the over-long policy)')
+        prompt = prompt[drop:]
+        head = [self.tokenizer.bos_id] + prefix + prompt
+        ids = head + ans
+        inputs = dict(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            labels=(torch.tensor([IGNORE_INDEX] * len(head) + ans, dtype=torch.long)
+                    if ans else None),
+            has_image=has_image,
+            visual_pos=1 + len(prefix) if has_image else 0,
+            image=results.get('image'))
+        meta = {k: results[k] for k in self.meta_keys if k in results}
+        meta.update(has_image=has_image, prompt_truncated=drop)
+        return dict(inputs=inputs, data_samples=meta)

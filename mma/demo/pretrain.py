@@ -1,0 +1,142 @@
+"""Make the demo's tiny backbones real pretrained models before they are frozen.
+
+MMA assumes a pretrained LLM and a pretrained vision encoder. For the CPU demo both are tiny and
+trained here in seconds: the ViT learns to recognise the colour and shape of drawn objects (as a
+CLIP tower encodes what is in a picture), the LLaMA learns the synthetic text as a language model.
+Both are saved in the real file formats mma loads (an open_clip ``visual.*`` state dict; a Meta
+LLaMA folder), so the demo goes through the same loading code as real weights.
+"""
+import json
+import os
+import random
+from typing import Callable, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .synthetic import COLOURS, SHAPES, draw
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _to_tensor(img) -> torch.Tensor:
+    import numpy as np
+    x = torch.from_numpy(np.asarray(img, dtype='float32') / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    return (x - mean) / std
+
+
+def pretrain_vit(path: str, vision_cfg: dict, steps: int = 300, batch_size: int = 64,
+                 lr: float = 2e-3, seed: int = 0, log: Callable[[str], None] = print) -> float:
+    """Train a tiny open_clip ViT to tell the colour and shape of a drawn object from the CLS
+    token of its last block; save its weights as an open_clip state dict (``visual.*`` keys).
+
+    Returns:
+        Accuracy (both colour and shape right) on 256 fresh images.
+    """
+    from mma.encoders import CLIPViT
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    vit = CLIPViT(model_name=None, vision_cfg=vision_cfg, quick_gelu=True,
+                  out_indices=[vision_cfg['layers'] - 1])
+    colours, shapes = list(COLOURS), list(SHAPES)
+    head = nn.Linear(vit.width, len(colours) + len(shapes))
+    opt = torch.optim.AdamW(list(vit.parameters()) + list(head.parameters()), lr=lr,
+                            weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    size = vision_cfg['image_size']
+
+    def sample(n):
+        cs = [rng.randrange(len(colours)) for _ in range(n)]
+        ss = [rng.randrange(len(shapes)) for _ in range(n)]
+        x = torch.stack([_to_tensor(draw(shapes[s], colours[c], rng, size))
+                         for c, s in zip(cs, ss)])
+        return x, torch.tensor(cs), torch.tensor(ss)
+
+    vit.train()
+    for step in range(steps):
+        x, c, s = sample(batch_size)
+        logits = head(vit(x)[:, -1])
+        loss = F.cross_entropy(logits[:, :len(colours)], c) + F.cross_entropy(
+            logits[:, len(colours):], s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 100 == 0 or step == 0:
+            log(f'  ViT pretraining step {step + 1}/{steps}: loss {loss.item():.3f}')
+    vit.eval()
+    with torch.no_grad():
+        x, c, s = sample(256)
+        logits = head(vit(x)[:, -1])
+        acc = ((logits[:, :len(colours)].argmax(-1) == c) &
+               (logits[:, len(colours):].argmax(-1) == s)).float().mean().item()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({f'visual.{k}': v for k, v in vit.tower.state_dict().items()}, path)
+    return acc
+
+
+def pretrain_llm(folder: str, texts: Sequence[str], tokenizer, params: dict, steps: int = 400,
+                 batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+                 log: Callable[[str], None] = print) -> float:
+    """Train a tiny LLaMA as a language model on ``texts``; save a Meta folder
+    (``params.json``, ``consolidated.00.pth``, ``tokenizer.model``).
+
+    Returns:
+        The mean training loss of the last 20 steps.
+    """
+    from mma.llms import LLaMA
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    params = dict(params, vocab_size=tokenizer.vocab_size)
+    model = LLaMA(**params)
+    docs: List[List[int]] = [tokenizer.encode(t, bos=True, eos=True) for t in texts]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    model.train()
+    for step in range(steps):
+        batch = [docs[rng.randrange(len(docs))] for _ in range(batch_size)]
+        length = max(len(d) for d in batch)
+        ids = torch.zeros(batch_size, length, dtype=torch.long)
+        tgt = torch.full((batch_size, length), -100)
+        for i, d in enumerate(batch):
+            ids[i, :len(d)] = torch.tensor(d)
+            tgt[i, :len(d) - 1] = torch.tensor(d[1:])
+        hidden = model(model.tok_embeddings(ids))
+        loss = F.cross_entropy(model.output(hidden).flatten(0, 1), tgt.flatten())
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if (step + 1) % 100 == 0 or step == 0:
+            log(f'  LLM pretraining step {step + 1}/{steps}: loss {loss.item():.3f}')
+    os.makedirs(folder, exist_ok=True)
+    meta_params = {k: v for k, v in params.items() if k not in ('preset', )}
+    with open(os.path.join(folder, 'params.json'), 'w') as f:
+        json.dump(meta_params, f, indent=2)
+    torch.save(model.state_dict(), os.path.join(folder, 'consolidated.00.pth'))
+    with open(tokenizer.model_path, 'rb') as src, open(os.path.join(folder, 'tokenizer.model'),
+                                                      'wb') as dst:
+        dst.write(src.read())
+    return sum(losses[-20:]) / min(20, len(losses))
+
+
+def problem_texts(problems: dict, qids: Optional[Sequence[str]] = None) -> List[str]:
+    """Plain-text documents for LM pretraining: each problem's context, question, options and
+    solution (for image questions the solution is withheld: a text model cannot know it)."""
+    letters = 'ABCDEFGH'
+    out = []
+    for qid in (qids if qids is not None else list(problems)):
+        p = problems[qid]
+        opts = ' '.join(f'({letters[i]}) {c}' for i, c in enumerate(p['choices']))
+        text = f"Question: {p['question']}\nContext: {p['hint'] or 'N/A'}\nOptions: {opts}"
+        if not p.get('image'):
+            text += f"\nThe answer is {letters[p['answer']]}. BECAUSE: {p['solution']}"
+        out.append(text)
+    return out

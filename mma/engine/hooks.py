@@ -1,0 +1,88 @@
+"""Hooks: trainable-only checkpoints and per-iteration seeding."""
+import re
+from typing import Dict, Set
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mma.adapters.utils import is_trainable
+from mma.registry import HOOKS
+
+_WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _is_fsdp(model) -> bool:
+    return 'FullyShardedDataParallel' in type(model).__name__
+
+
+def trainable_keys(model) -> Set[str]:
+    """Names of the model's trainable (saved) tensors, wrapper prefixes removed."""
+    m = _unwrap(model)
+    names = [n for n, _ in m.named_parameters()] + [n for n, _ in m.named_buffers()]
+    names = [_WRAPPER_PARTS.sub('', n) for n in names]
+    return {n for n in names if is_trainable(n)}
+
+
+def check_trainable_state_dict(state_dict: Dict[str, torch.Tensor], expected: Set[str]) -> None:
+    """Raise unless ``state_dict`` holds exactly the trainable tensors ``expected``."""
+    unexpected = sorted(set(state_dict) - expected)
+    missing = sorted(expected - set(state_dict))
+    if unexpected or missing:
+        frozen = [k for k in unexpected if not is_trainable(k)]
+        raise KeyError(
+            'checkpoint does not match the model\'s trainable tensors: '
+            f'{len(unexpected)} unexpected (e.g. {unexpected[:3]}; {len(frozen)} of them frozen '
+            'or unknown: mma checkpoints hold trainable tensors only, base weights come from the '
+            f'model\'s own files), {len(missing)} missing (e.g. {missing[:3]})')
+
+
+@HOOKS.register_module()
+class TrainableCheckpointHook(Hook):
+    """Save only the trainable tensors; load them back over the model's own frozen weights.
+
+    Saving filters ``checkpoint['state_dict']`` with :func:`mma.adapters.is_trainable`. Loading
+    (resume or ``load_from``) requires the checkpoint to hold exactly the model's trainable tensors
+    (an unknown, frozen or missing key is an error); the frozen weights stay those the model was
+    built and initialised with (``init_weights`` reads the base weights from the user's files).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        sd = checkpoint['state_dict']
+        checkpoint['state_dict'] = type(sd)((k, v) for k, v in sd.items() if is_trainable(k))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        sd = {re.sub(r'^module\.', '', k): v for k, v in checkpoint['state_dict'].items()}
+        check_trainable_state_dict(sd, trainable_keys(runner.model))
+        if not _is_fsdp(runner.model):
+            # mmengine's loader warns about every missing key; give it the frozen tensors the
+            # model already holds (copying a tensor onto itself is a no-op).
+            full = _unwrap(runner.model).state_dict()
+            full.update(sd)
+            sd = full
+        checkpoint['state_dict'] = sd
+
+
+@HOOKS.register_module()
+class PerIterationSeedHook(Hook):
+    """Seed torch's RNG before every iteration from (seed, rank, iteration).
+
+    Dropout then differs between ranks, and a resumed run draws exactly the masks the straight
+    run drew (mmengine does not save RNG states), so resuming is bitwise reproducible.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed: int = None):
+        self.seed = seed
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        base = self.seed if self.seed is not None else (runner.seed or 0)
+        torch.manual_seed((base * 1_000_003 + get_rank() * 7_919 + runner.iter) % (2**63))

@@ -1,0 +1,97 @@
+"""Optimiser wrappers that skip steps with non-finite gradients and count them.
+
+A NaN/inf loss on any rank makes the (averaged) gradients non-finite on every rank; the step is
+skipped everywhere (the decision is all-reduced, so sharded FSDP gradients agree too), the
+gradients are cleared, and ``train/nonfinite_steps`` in the log counts the skipped steps. With a
+loss scaler (AMP) the scaler already skips such steps; the wrapper counts them from its scale drop.
+"""
+import logging
+from typing import List
+
+import torch
+import torch.distributed as dist
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
+from torch import nn
+
+from mma.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+
+
+def grads_finite(params) -> bool:
+    """Whether every gradient of ``params`` is finite, agreed over all ranks."""
+    flags = [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+    ok = torch.stack(flags).all() if flags else torch.tensor(True)
+    if dist.is_available() and dist.is_initialized():
+        ok = ok.to(torch.int32)
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok)
+
+
+class _NonFiniteCounter:
+    nonfinite_steps = 0
+
+    def _count_skip(self) -> None:
+        self.nonfinite_steps += 1
+        MessageHub.get_current_instance().update_scalar('train/nonfinite_steps',
+                                                         self.nonfinite_steps)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state['nonfinite_steps'] = self.nonfinite_steps
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        self.nonfinite_steps = int(state_dict.pop('nonfinite_steps', 0))
+        super().load_state_dict(state_dict)
+
+    def _params(self):
+        return [p for g in self.optimizer.param_groups for p in g['params']]
+
+
+@OPTIM_WRAPPERS.register_module()
+class SkipNonFiniteOptimWrapper(_NonFiniteCounter, OptimWrapper):
+    """``OptimWrapper`` that skips (and counts) steps whose gradients are not finite."""
+
+    def step(self, **kwargs) -> None:
+        if not grads_finite(self._params()):
+            self._count_skip()
+            return
+        super().step(**kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class SkipNonFiniteAmpOptimWrapper(_NonFiniteCounter, AmpOptimWrapper):
+    """``AmpOptimWrapper`` (bf16 or fp16 with dynamic loss scaling) counting skipped steps."""
+
+    def step(self, **kwargs) -> None:
+        before = self.loss_scaler.get_scale()
+        super().step(**kwargs)
+        if self.loss_scaler.get_scale() < before:
+            self._count_skip()
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor (``paramwise_cfg`` and all) over trainable parameters only.
+
+    The default one puts every parameter in the optimiser and, with a ``paramwise_cfg``, warns
+    once per frozen tensor (hundreds for LLaMA-7B); frozen tensors are left out here.
+    """
+
+    def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
+                   **kwargs) -> None:
+        logger = MMLogger.get_current_instance()
+        quiet = _DropFrozenWarnings()
+        logger.addFilter(quiet)
+        try:
+            super().add_params(params, module, prefix, **kwargs)
+        finally:
+            logger.removeFilter(quiet)
+        params[:] = [g for g in params if g['params'][0].requires_grad]
+
+
+class _DropFrozenWarnings(logging.Filter):
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'since its requires_grad=False' not in record.getMessage()

@@ -1,0 +1,205 @@
+"""Batched generation with a preallocated KV cache: ``prefill``, ``decode_one_token``, ``generate``.
+
+Prompts of different lengths are left-aligned (padded on the left) so that every sample's last
+prompt token sits in the last column; each sample keeps its own rotary positions (its first real
+token is position 0) and never attends to padding, so a sample gets the same tokens in any batch.
+Column ``pad[i]`` of sample ``i`` holds its modality token: only the routers read it (their weights
+are computed at prefill and kept in ``cache.routing``), no later position attends to it — the same
+rule as :meth:`mma.models.LaVIN.attention_mask`.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from mma.llms.llama import KVCache, LLaMA
+from mma.routers.routing import RoutingContext
+
+#: The LaVIN answer pattern (reference eval code); ``.`` is any character, as there.
+ANSWER_PATTERN = r'The answer is ([A-Z]).'
+
+
+@dataclass
+class GenerationConfig:
+    """How to decode.
+
+    Args:
+        max_new_tokens: Upper bound of generated tokens per sample.
+        temperature: 0 = greedy; otherwise softmax temperature of the sampler.
+        top_p: Nucleus sampling mass (used when ``temperature > 0``).
+        stop_at_eos: Stop a sample at the EOS token (not included in its output).
+        stop_strings: Stop a sample once its text contains one of these; the text is cut before it.
+        stop_pattern: A regex; a sample stops once its text matches (text kept through the match).
+            :data:`ANSWER_PATTERN` gives the answer-aware early stop of multiple-choice evaluation.
+        seed: Seed of the sampling generator (None: torch's global RNG).
+    """
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop_at_eos: bool = True
+    stop_strings: Sequence[str] = ()
+    stop_pattern: Optional[str] = None
+    seed: Optional[int] = None
+
+
+@dataclass
+class GenerationOutput:
+    """Per-sample results of :func:`generate`.
+
+    ``tokens``: generated ids (EOS excluded); ``texts``: decoded texts after stop handling;
+    ``num_generated``: model-produced tokens per sample (EOS included); ``steps``: decode steps
+    of the batch; ``logits``: per step (B, V) logits when asked for.
+    """
+    tokens: List[List[int]]
+    texts: List[str]
+    num_generated: List[int]
+    steps: int
+    logits: List[Tensor] = field(default_factory=list)
+    cache: Optional[KVCache] = None
+
+
+def left_align(embeds: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """Move right-padded (B, T, D) rows so they end in the last column.
+
+    Returns the left-padded embeddings and ``pad`` (B,): the count of padding columns per row.
+    """
+    b, t, _ = embeds.shape
+    pad = t - lengths.long()
+    src = (torch.arange(t, device=embeds.device)[None] - pad[:, None]) % t  # (B, T)
+    return embeds.gather(1, src[..., None].expand_as(embeds)), pad
+
+
+def attention_mask(pad: Tensor, q_start: int, q_len: int, k_len: int) -> Tensor:
+    """Bool (B, 1, Tq, S) mask for queries at columns ``[q_start, q_start + q_len)``.
+
+    A query attends causally to real keys of its row except the modality token (column
+    ``pad``), which attends only to itself. Padding queries attend to themselves, so that no
+    row is fully masked (that would give NaN keys/values in the cache).
+    """
+    dev = pad.device
+    q = torch.arange(q_start, q_start + q_len, device=dev)[None, :, None]  # (1, Tq, 1)
+    k = torch.arange(k_len, device=dev)[None, None, :]  # (1, 1, S)
+    p = pad[:, None, None]  # (B, 1, 1)
+    mask = (k <= q) & (k > p)
+    mask |= (k == q) & (q <= p)  # the modality token and padding: themselves only
+    return mask[:, None]
+
+
+def positions(pad: Tensor, start: int, length: int) -> Tensor:
+    """(B, T) rotary positions of columns ``[start, start + length)``: 0 at each row's first
+    real column (the modality token)."""
+    cols = torch.arange(start, start + length, device=pad.device)[None]
+    return (cols - pad[:, None]).clamp(min=0)
+
+
+def prefill(llm: LLaMA, embeds: Tensor, pad: Tensor, cache: KVCache) -> Tensor:
+    """Run the left-aligned prompt (B, T, D) into an empty cache; returns last logits (B, V).
+
+    Router weights are computed here from each row's modality token and stored in
+    ``cache.routing`` for the decode steps.
+    """
+    if cache.length:
+        raise ValueError('prefill needs an empty KVCache')
+    b, t, _ = embeds.shape
+    ctx = RoutingContext(token_index=pad, cache=cache.routing)
+    hidden = llm(embeds, positions(pad, 0, t), attention_mask(pad, 0, t, t), ctx, cache)
+    return llm.output(hidden[:, -1]).float()
+
+
+def decode_one_token(llm: LLaMA, token: Tensor, pad: Tensor, cache: KVCache) -> Tensor:
+    """Feed one token per row (B,) after the cached columns; returns its logits (B, V)."""
+    start = cache.length
+    embeds = llm.tok_embeddings(token[:, None])  # (B, 1, D)
+    ctx = RoutingContext(token_index=pad, cache=cache.routing)  # weights come from the cache
+    hidden = llm(embeds, positions(pad, start, 1), attention_mask(pad, start, 1, start + 1), ctx,
+                 cache)
+    return llm.output(hidden[:, -1]).float()
+
+
+def sample_next(logits: Tensor, temperature: float = 0.0, top_p: float = 1.0,
+                generator: Optional[torch.Generator] = None) -> Tensor:
+    """Greedy (``temperature == 0``) or temperature + nucleus sampling of (B, V) logits."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    sorted_p = sorted_p.masked_fill(sorted_p.cumsum(-1) - sorted_p > top_p, 0.0)
+    sorted_p = sorted_p / sorted_p.sum(-1, keepdim=True)
+    pick = torch.multinomial(sorted_p, 1, generator=generator)  # (B, 1)
+    return order.gather(-1, pick).squeeze(-1)
+
+
+def _stop_text(text: str, cfg: GenerationConfig) -> Optional[str]:
+    """The final text if ``text`` triggers a stop string or the stop pattern, else None."""
+    cuts = [text.find(s) for s in cfg.stop_strings if s and s in text]
+    if cuts:
+        return text[:min(cuts)]
+    if cfg.stop_pattern is not None:
+        m = re.search(cfg.stop_pattern, text)
+        if m:
+            return text[:m.end()]
+    return None
+
+
+@torch.inference_mode()
+def generate(llm: LLaMA, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
+             decode: Optional[Callable[[List[int]], str]] = None, eos_id: Optional[int] = None,
+             on_text: Optional[Callable[[int, str], None]] = None,
+             return_logits: bool = False) -> GenerationOutput:
+    """Generate continuations of a batch of assembled prompts.
+
+    Args:
+        llm: The LLaMA (its ``output`` head gives the logits).
+        embeds: (B, T, D) right-padded prompt embeddings whose column 0 is the modality token.
+        lengths: (B,) real length of each row of ``embeds``.
+        cfg: Decoding settings.
+        decode: ids -> text (the tokenizer's); needed for texts, stop strings and patterns.
+        eos_id: The EOS id (``cfg.stop_at_eos``).
+        on_text: Streaming callback ``(sample index, new text)`` called as text appears.
+        return_logits: Keep each step's (B, V) logits (tests).
+    """
+    b = embeds.shape[0]
+    embeds, pad = left_align(embeds, lengths)
+    cache = llm.new_cache(b, embeds.shape[1] + cfg.max_new_tokens, dtype=embeds.dtype,
+                          device=embeds.device)
+    gen = None
+    if cfg.seed is not None:
+        gen = torch.Generator(device=embeds.device).manual_seed(cfg.seed)
+    tokens: List[List[int]] = [[] for _ in range(b)]
+    texts = [''] * b
+    final: List[Optional[str]] = [None] * b
+    counts = [0] * b
+    all_logits = []
+    logits = prefill(llm, embeds, pad, cache)
+    steps = 0
+    for step in range(cfg.max_new_tokens):
+        if return_logits:
+            all_logits.append(logits)
+        nxt = sample_next(logits, cfg.temperature, cfg.top_p, gen)
+        steps += 1
+        for i, tok in enumerate(nxt.tolist()):
+            if final[i] is not None:
+                continue
+            counts[i] += 1
+            if cfg.stop_at_eos and tok == eos_id:
+                final[i] = texts[i]
+                continue
+            tokens[i].append(tok)
+            if decode is None:
+                continue
+            text = decode(tokens[i])
+            stopped = _stop_text(text, cfg)
+            shown = stopped if stopped is not None else text
+            if on_text is not None and len(shown) > len(texts[i]) and shown.startswith(texts[i]):
+                on_text(i, shown[len(texts[i]):])
+            texts[i] = shown
+            if stopped is not None:
+                final[i] = stopped
+        if all(f is not None for f in final) or step == cfg.max_new_tokens - 1:
+            break
+        logits = decode_one_token(llm, nxt, pad, cache)
+    return GenerationOutput(tokens=tokens, texts=[f if f is not None else t
+                                                  for f, t in zip(final, texts)],
+                            num_generated=counts, steps=steps, logits=all_logits, cache=cache)

@@ -1,0 +1,101 @@
+"""Benchmark datasets read their real file layouts and follow the data contract."""
+import json
+import math
+
+import torch
+from PIL import Image
+
+from mma.datasets import (COCOCaptionDataset, MMEDataset, ScienceQAEvalDataset,
+                          TruthfulQADataset, VQAv2Dataset, collate_prompts)
+
+
+def img(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new('RGB', (40, 30), (200, 10, 10)).save(path)
+
+
+def test_scienceqa_eval(tokenizer, sqa_root):
+    ds = ScienceQAEvalDataset(str(sqa_root), tokenizer, split='test', image_size=32)
+    assert len(ds) == 12
+    r = ds.records[0]
+    assert r['prompt'].startswith('Question: which animal can fly\nContext: the sun is red\n'
+                                  'Options: (A) cat (B) dog\nResponse:')
+    assert ds.records[1]['prompt'].split('\n')[1] == 'Context: N/A'
+    b = collate_prompts([ds[0], ds[1]])
+    prefix = tokenizer.encode('Image: ')
+    assert b['inputs']['input_ids'][0, :1 + len(prefix)].tolist() == [tokenizer.bos_id] + prefix
+    assert b['inputs']['visual_pos'][0] == 1 + len(prefix)
+    assert b['inputs']['images'].shape == (1, 3, 32, 32)
+    assert b['inputs']['has_image'].tolist() == [True, False]
+    assert b['data_samples'][0]['has_context'] and not b['data_samples'][1]['has_context']
+
+
+def test_coco_caption(tmp_path, tokenizer):
+    images = [dict(filepath='val2014', filename='a.jpg', split='test', cocoid=7,
+                   sentences=[dict(raw='A red square.'), dict(raw='a red box')]),
+              dict(filepath='train2014', filename='b.jpg', split='restval', cocoid=8,
+                   sentences=[dict(raw='x'), dict(raw='y')])]
+    (tmp_path / 'dataset_coco.json').write_text(json.dumps(dict(images=images)))
+    img(tmp_path / 'val2014' / 'a.jpg')
+    img(tmp_path / 'train2014' / 'b.jpg')
+    test = COCOCaptionDataset(str(tmp_path), tokenizer, split='test', image_size=32)
+    assert len(test) == 1 and test[0]['data_sample']['captions'] == ['A red square.', 'a red box']
+    train = COCOCaptionDataset(str(tmp_path), tokenizer, split='train', with_answer=True,
+                               image_size=32)
+    assert len(train) == 2  # restval counts as train, one item per caption
+    it = train[0]
+    ans = tokenizer.encode('x') + [tokenizer.eos_id]
+    assert it['input_ids'][-len(ans):] == ans and it['labels'][-len(ans):] == ans
+    assert all(l == -100 for l in it['labels'][:-len(ans)])
+
+
+def test_vqav2(tmp_path, tokenizer):
+    qs = dict(questions=[dict(image_id=5, question='What color?', question_id=50)])
+    anns = dict(annotations=[dict(question_id=50, image_id=5, answer_type='other',
+                                  multiple_choice_answer='red',
+                                  answers=[dict(answer='red', answer_id=i + 1) for i in range(10)])])
+    (tmp_path / 'v2_OpenEnded_mscoco_val2014_questions.json').write_text(json.dumps(qs))
+    (tmp_path / 'v2_mscoco_val2014_annotations.json').write_text(json.dumps(anns))
+    img(tmp_path / 'val2014' / 'COCO_val2014_000000000005.jpg')
+    ds = VQAv2Dataset(str(tmp_path), tokenizer, split='val', image_size=32)
+    s = ds[0]
+    assert s['data_sample']['answers'] == ['red'] * 10 and s['image'].shape == (3, 32, 32)
+    assert ds.records[0]['prompt'].startswith('Instruction: What color? Answer the question')
+
+
+def test_truthfulqa_scoring(tmp_path, tokenizer, tiny_model):
+    rows = [dict(question='What is red?', mc1_targets={'the sun': 1, 'the sky': 0},
+                 mc2_targets={'the sun': 1, 'a dog': 1, 'the sky': 0})]
+    (tmp_path / 'mc_task.json').write_text(json.dumps(rows))
+    ds = TruthfulQADataset(str(tmp_path), tokenizer)
+    s = ds[0]['data_sample']
+    assert ds.records[0]['choices'] == ['the sun', 'the sky', 'a dog']
+    assert s['mc1_index'] == [0, 1] and s['mc2_index'] == [0, 2, 1] and s['mc2_labels'] == [1, 1, 0]
+    batch = collate_prompts([ds[0]])
+    out = tiny_model.predict(batch['inputs'], batch['data_samples'])[0]['choice_logliks']
+    # reference: the training forward on prompt + choice, log-probs of the choice tokens
+    prompt = ds[0]['input_ids']
+    for c, got in zip(ds.records[0]['choices'], out):
+        cids = tokenizer.encode(c)
+        ids = torch.tensor([prompt + cids])
+        with torch.no_grad():
+            logits = tiny_model(dict(input_ids=ids, has_image=torch.tensor([False])), mode='tensor')
+        logp = torch.log_softmax(logits[0].float(), -1)
+        start = 1 + len(prompt)  # the modality token shifts positions by one
+        want = sum(float(logp[start + j - 1, t]) for j, t in enumerate(cids))
+        assert math.isclose(got, want, abs_tol=1e-4)
+
+
+def test_mme_both_layouts(tmp_path, tokenizer):
+    (tmp_path / 'scene' / 'questions_answers_YN').mkdir(parents=True)
+    img(tmp_path / 'scene' / 'images' / '1.jpg')
+    (tmp_path / 'scene' / 'questions_answers_YN' / '1.txt').write_text(
+        'Is this a beach? Please answer yes or no.\tYes\nIs this a room? Please answer yes or no.\tNo\n')
+    img(tmp_path / 'count' / '2.png')
+    (tmp_path / 'count' / '2.txt').write_text('Are there two cats?\tNo\nIs there one cat?\tYes\n')
+    ds = MMEDataset(str(tmp_path), tokenizer, image_size=32)
+    assert [(r['data_sample']['category'], r['data_sample']['answer']) for r in ds.records] == [
+        ('count', 'No'), ('count', 'Yes'), ('scene', 'Yes'), ('scene', 'No')]
+    assert ds.records[2]['prompt'] == ('Instruction: Is this a beach? Please answer yes or no.\n'
+                                       'Response:')
+    assert ds[0]['image'].shape == (3, 32, 32)
