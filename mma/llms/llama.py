@@ -287,6 +287,19 @@ class LLaMA(nn.Module):
             cache.length += t
         return self.norm(h)
 
+    def load_pretrained(self, path: Optional[str] = None,
+                        dtype: Optional[torch.dtype] = None) -> None:
+        """Load base weights from a Meta or HF folder (default: :attr:`checkpoint`).
+
+        Frugal: shards are memory-mapped and each tensor is cast once to ``dtype`` (default: the
+        current parameter dtype) and assigned, so a model built on the meta device ends up with
+        one copy of the weights. Adapter slots are untouched. No-op when there is no path.
+        """
+        path = path or self.checkpoint
+        if path is not None:
+            from .checkpoints import load_llama_weights
+            load_llama_weights(self, path, dtype)
+
     def new_cache(self, batch_size: int, max_len: int, dtype: Optional[torch.dtype] = None,
                   device: Optional[torch.device] = None) -> KVCache:
         """A zeroed KV cache for ``batch_size`` sequences of up to ``max_len`` positions."""
