@@ -308,6 +308,9 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
 
     Every base (non-adapter) parameter of the model must be in the file with the same shape, and
     every tensor of the file must be a model parameter. Adapter slots are left as they are.
+    Parameters on the meta device (or of another dtype) are replaced by the loaded tensors
+    (``assign``: no second copy); allocated ones are copied into in place, one tensor at a time,
+    so parameter objects held elsewhere (an optimizer) stay valid.
 
     Args:
         model: The LLaMA to fill.
@@ -327,7 +330,7 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
         return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
     items = iter_meta_state_dict(path, cast) if fmt == 'meta' else iter_hf_state_dict(path, cast)
-    loaded: Dict[str, Tensor] = {}
+    seen, to_assign = set(), {}
     for key, t in items:
         if key not in own:
             raise KeyError(f'{path}: key {key!r} has no place in the model (a different '
@@ -340,12 +343,20 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
                                  'the checkpoint and its tokenizer')
             raise ValueError(f'{path}: shape mismatch for {key}: checkpoint {tuple(t.shape)} vs '
                              f'model {tuple(own[key].shape)}')
-        loaded[key] = t
-    missing = sorted(set(own) - set(loaded))
+        seen.add(key)
+        p = own[key]
+        if p.is_meta or p.dtype != t.dtype:
+            to_assign[key] = t  # no second copy: the loaded tensor becomes the parameter
+        else:  # keep the parameter objects (an optimizer may already hold them)
+            with torch.no_grad():
+                p.copy_(t)
+        del t
+    missing = sorted(set(own) - seen)
     if missing:
         raise KeyError(f'{path}: checkpoint lacks {len(missing)} model weights, e.g. '
                        f'{missing[:5]}')
-    model.load_state_dict(loaded, strict=False, assign=True)
+    if to_assign:
+        model.load_state_dict(to_assign, strict=False, assign=True)
 
 
 def build_llama_from_folder(path: str, tokenizer: Optional[str] = None,

@@ -56,14 +56,18 @@ class LaVIN(BaseModel):
         projector_hidden: Hidden width of the visual projector.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
+        adapter_checkpoint: Adapter weights loaded by :meth:`init_weights` after the base
+            weights: an mma adapter checkpoint, an mmengine checkpoint or a reference LaVIN
+            ``checkpoint-N.pth`` (see :mod:`mma.models.adapter_checkpoint`).
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
                  llm_adapter: Optional[dict] = None, llm_adapter_placement: str = 'attn',
                  vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
                  projector_hidden: int = 128, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, adapter_checkpoint: Optional[str] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.adapter_checkpoint = adapter_checkpoint
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
@@ -187,8 +191,14 @@ class LaVIN(BaseModel):
         return trainable_state_dict(self)
 
     def init_weights(self) -> None:
-        """Load the base weights from the files named in the config (LLM, CLIP)."""
-        super().init_weights()
+        """Load the base weights from the files named in the config (LLM, CLIP), then the
+        adapter weights of ``adapter_checkpoint`` if set. A model built on the meta device
+        skips mmengine's ``init_cfg`` pass (it reads every parameter) and is filled by the files."""
+        if not any(p.is_meta for p in self.parameters()):
+            super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
+        if self.adapter_checkpoint is not None:
+            from .adapter_checkpoint import load_adapter_checkpoint
+            load_adapter_checkpoint(self, self.adapter_checkpoint)

@@ -68,6 +68,12 @@ def test_meta_two_shards_equal_one_shard(tmp_path, tokenizer_path):
         assert torch.equal(v, v1) and torch.equal(v, v2), k
     ids = torch.randint(0, VOCAB, (2, 9))
     assert torch.equal(_logits(ref, ids), _logits(loaded[1], ids))
+    # An allocated model is filled in place: parameter objects (held by optimizers) survive.
+    allocated = LLaMA(preset='tiny-gqa', vocab_size=VOCAB)
+    wq = allocated.layers[0].attention.wq.weight
+    allocated.load_pretrained(two)
+    assert allocated.layers[0].attention.wq.weight is wq
+    assert torch.equal(wq, ref.layers[0].attention.wq.weight)
 
 
 def test_meta_fp16_with_rope_freqs_and_tokenizer_one_level_up(tmp_path, tokenizer_path):
