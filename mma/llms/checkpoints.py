@@ -5,10 +5,12 @@ Both readers return a state dict in mma's (= Meta's) key names. Loading is fruga
 memory-mapped, every tensor is merged and cast once to the target dtype, and the result is
 ``assign``-ed into the model, so a model built on the meta device never holds a second copy.
 """
+import ctypes
 import glob
 import json
 import os
 import re
+import sys
 from dataclasses import fields
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -142,6 +144,41 @@ def _mmap_load(file: str) -> Dict[str, Tensor]:
     return torch.load(file, map_location='cpu', mmap=True, weights_only=True)
 
 
+def _release(src: Tensor, kept: Tensor) -> None:
+    """Drop the resident pages of a memory-mapped ``src`` once it has been copied into ``kept``.
+
+    Pages of a private file mapping that are read stay in the process RSS until the whole shard
+    is unmapped; ``madvise(MADV_DONTNEED)`` gives them back now (a later read would fault them in
+    from the file again). A no-op where ``kept`` still uses ``src``'s memory or off Linux.
+    """
+    if _LIBC is None or src.device.type != 'cpu':
+        return
+    st = src.untyped_storage()
+    if kept.device.type == 'cpu' and kept.untyped_storage().data_ptr() == st.data_ptr():
+        return
+    start = src.data_ptr()
+    end = start + src.numel() * src.element_size()
+    start = (start + _PAGE - 1) // _PAGE * _PAGE  # whole pages inside the tensor only
+    end = end // _PAGE * _PAGE
+    if end > start:
+        _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # MADV_DONTNEED
+
+
+def _libc():
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+_PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
+
+
 def iter_meta_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
     """Yield ``(key, tensor)`` merged over model-parallel shards, each cast once by ``cast``."""
     shards = [_mmap_load(f) for f in meta_shards(path)]
@@ -156,19 +193,19 @@ def iter_meta_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
         dim = _shard_dim(key, path)
         pieces = [sd.pop(key) for sd in shards]
         if dim is None or len(pieces) == 1:
-            yield key, cast(pieces[0])
-        else:  # cast each piece into its slot of one preallocated target tensor
+            out = cast(pieces[0])
+            for p in pieces:
+                _release(p, out)
+            yield key, out
+        else:  # copy (and convert) each piece into its slot of one preallocated target tensor
             shape = list(pieces[0].shape)
             shape[dim] = sum(p.shape[dim] for p in pieces)
-            out = None
+            out = cast(pieces[0].narrow(dim, 0, 0)).new_empty(shape)
             start = 0
             for p in pieces:
-                c = cast(p)
-                if out is None:
-                    out = c.new_empty(shape)
-                out.narrow(dim, start, p.shape[dim]).copy_(c)
+                out.narrow(dim, start, p.shape[dim]).copy_(p)
                 start += p.shape[dim]
-                del c
+                _release(p, out)
             yield key, out
         del pieces
 
@@ -231,16 +268,17 @@ def hf_weight_files(path: str) -> List[str]:
                             'pytorch_model.bin or a *.index.json with its shards')
 
 
-def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor]]:
+def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
+    """``(key, tensor, memory-mapped)`` for each tensor of one HF weights file."""
     if file.endswith('.safetensors'):
         from safetensors import safe_open
         with safe_open(file, framework='pt') as f:
             for key in f.keys():
-                yield key, f.get_tensor(key)
+                yield key, f.get_tensor(key), False
     else:
         sd = _mmap_load(file)
         for key in list(sd):
-            yield key, sd.pop(key)
+            yield key, sd.pop(key), True
 
 
 def hf_key_to_meta(key: str) -> Optional[str]:
@@ -265,7 +303,8 @@ def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
     seen_output = False
     embed = None
     for file in files:
-        for key, t in _iter_hf_file(file):
+        for key, raw, mapped in _iter_hf_file(file):
+            t = raw
             name = hf_key_to_meta(key)
             if name is None:
                 continue
@@ -278,6 +317,8 @@ def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
             if name == 'tok_embeddings.weight':
                 embed = t
             yield name, t
+            if mapped and name != 'tok_embeddings.weight':
+                _release(raw, t)
     if not seen_output and cfg.get('tie_word_embeddings') and embed is not None:
         yield 'output.weight', embed
 
