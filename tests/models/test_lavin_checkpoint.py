@@ -184,3 +184,23 @@ def test_adapter_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match=r'shape mismatch for projector.fc1.weight: checkpoint '
                        r'\(128, 64\) vs model \(16, 64\)'):
         load_adapter_checkpoint(model, own)
+
+
+def test_real_weights_configs():
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'lavin_7b_sqa_real_weights.py'))
+    assert cfg.model.llm.checkpoint == 'data/weights/llama/7B'
+    assert cfg.model.vision.pretrained == 'data/weights/clip/ViT-L-14.pt'
+    assert cfg.model.adapter_checkpoint is None
+    with torch.device('meta'):
+        model = mma.build_model(cfg)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 3781296
+    with pytest.raises(FileNotFoundError, match='LLaMA checkpoint folder not found: '
+                       'data/weights/llama/7B'):
+        model.init_weights()
+    lite = Config.fromfile(os.path.join(ROOT, 'configs', 'lavin_7b_sqa_lite.py'))
+    assert lite.model.llm.quantization == 'nf4'
+    assert lite.optim_wrapper.optimizer.type == 'PagedAdamW32bit'
+    if not torch.cuda.is_available():
+        with torch.device('meta'), pytest.raises(RuntimeError, match='needs a CUDA GPU'):
+            mma.build_model(lite)
