@@ -22,7 +22,7 @@ with the original and never writes into the original, which keeps its adapters a
 is not undone in place: ``inplace=True`` saves the module copy and gives the original up.
 """
 import copy
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import Tensor, nn
@@ -153,13 +153,11 @@ def load_merged_state_dict(model: nn.Module, state_dict: Dict[str, Tensor],
                 setattr(m, child_name, nn.Linear(w.shape[1], w.shape[0], bias=True,
                                                  device=w.device, dtype=w.dtype))
     own = model.state_dict()
-    device: Optional[torch.device] = None
     sd = {}
     for k, v in state_dict.items():
         p = own.get(k)
         if p is not None:
-            device = torch.device('cpu') if p.is_meta else p.device
-            v = v.to(device=device, dtype=p.dtype)
+            v = v.to(device='cpu' if p.is_meta else p.device, dtype=p.dtype)
         sd[k] = v
     model.load_state_dict(sd, strict=strict, assign=True)
     model.requires_grad_(False)
