@@ -34,7 +34,9 @@ def build_model(cfg: ConfigType, **overrides) -> nn.Module:
         cfg = cfg['model']
     if 'type' not in cfg:
         raise KeyError("build_model: the config has neither a 'model' field nor a 'type' key")
-    if overrides:
-        cfg.merge_from_dict(overrides)
+    if overrides:  # nested dicts merge into the config (``_delete_=True`` replaces)
+        merged = Config(dict(model=cfg.to_dict()))
+        merged.merge_from_dict({'model': overrides})
+        cfg = merged.model
     import mma.models  # noqa: F401  (registers LaVIN and friends)
     return MODELS.build(cfg)

@@ -103,3 +103,11 @@ def test_build_model_accepts_path_config_and_dicts(tmp_path):
     assert len(counts) == 1
     with pytest.raises(FileNotFoundError, match='nope.py'):
         mma.build_model(str(tmp_path / 'nope.py'))
+
+
+def test_build_model_overrides_merge_nested_fields():
+    from mma.testing import tiny_lavin_cfg
+    m = mma.build_model(tiny_lavin_cfg(), llm=dict(n_layers=3))
+    assert len(m.llm.layers) == 3 and m.llm.args.dim == 64
+    m = mma.build_model(tiny_lavin_cfg(), llm_adapter=dict(_delete_=True, type='RepAdapter'))
+    assert type(m.llm.layers[0].adapter_attn).__name__ == 'RepAdapter'

@@ -1,6 +1,8 @@
 """Frozen CLIP ViT (open_clip) returning intermediate CLS tokens, with adapter insertion points."""
 import os
-from typing import List, Optional, Sequence, Tuple
+import warnings
+import zipfile
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -29,23 +31,36 @@ def _build_tower(model_name: Optional[str], vision_cfg: Optional[dict],
     return _build_vision_tower(embed_dim, vision_cfg, quick_gelu=bool(quick_gelu))
 
 
-def load_clip_state_dict(path: str) -> dict:
-    """Read a CLIP checkpoint: open_clip/OpenAI state dict (``.pt``/``.bin``/``.pth``), a
-    ``.safetensors`` file, or OpenAI's TorchScript archive."""
+def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
+    """Read a CLIP checkpoint: open_clip/OpenAI state dict (``.pt``/``.bin``/``.pth``, optionally
+    under ``state_dict``), a ``.safetensors`` file, or OpenAI's TorchScript archive."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'CLIP weights file not found: {path}')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path)
     try:
-        sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except RuntimeError as err:  # OpenAI's TorchScript archive
-        if 'TorchScript' not in str(err) and 'constants.pkl' not in str(err):
-            raise
-        sd = torch.jit.load(path, map_location='cpu').state_dict()
-    if isinstance(sd, dict) and 'state_dict' in sd and isinstance(sd['state_dict'], dict):
+        if path.endswith('.safetensors'):
+            from safetensors.torch import load_file
+            sd = load_file(path)
+        elif _is_torchscript(path):  # OpenAI's ViT-L-14.pt: TorchScript is the only way in
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', FutureWarning)
+                sd = torch.jit.load(path, map_location='cpu').state_dict()
+        else:
+            sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception as err:
+        raise ValueError(f'could not read CLIP weights {path} (expected an open_clip/OpenAI state '
+                         f'dict, .safetensors or OpenAI TorchScript .pt): {err}') from err
+    if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict):
         sd = sd['state_dict']
-    return sd
+    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise ValueError(f'CLIP weights {path} are not a state dict of tensors')
+    return dict(sd)
+
+
+def _is_torchscript(path: str) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith('/constants.pkl') or n == 'constants.pkl' for n in z.namelist())
 
 
 @ENCODERS.register_module()
@@ -128,23 +143,38 @@ class CLIPViT(nn.Module):
         return (x0 + blk.ls_2(blk.mlp(blk.ln_2(x0))))[:, 0]
 
     def load_pretrained(self, path: Optional[str] = None) -> None:
-        """Load the tower's weights from a local CLIP file (``visual.*`` keys or bare keys)."""
+        """Load the tower's weights from a local CLIP file (``visual.*`` keys or bare keys).
+
+        Strict: every tower weight must be in the file with its shape, and the file may hold no
+        other ``visual.*`` weights; tensors are cast to the tower's dtype. Inserted adapters are
+        left as they are.
+        """
         path = path or self.pretrained
         if path is None:
             return
         sd = load_clip_state_dict(path)
         if any(k.startswith('visual.') for k in sd):
             sd = {k[len('visual.'):]: v for k, v in sd.items() if k.startswith('visual.')}
+        what = self.model_name or 'the vision_cfg tower'
         own = {k: v for k, v in self.tower.state_dict().items() if '.adapter.' not in k}
+        if 'conv1.weight' not in sd:
+            raise ValueError(f'{path} does not look like CLIP vision weights: expected keys like '
+                             f'visual.conv1.weight, found e.g. {sorted(sd)[:5]}')
         missing = sorted(set(own) - set(sd))
-        if missing:
-            raise KeyError(f'CLIP weights {path} do not match {self.model_name or "vision_cfg"}: '
-                           f'missing {len(missing)} keys, e.g. {missing[:5]}')
+        unexpected = sorted(set(sd) - set(own))
+        if missing or unexpected:
+            raise KeyError(f'CLIP weights {path} do not match {what}: missing {len(missing)} keys '
+                           f'{missing[:5]}, unexpected {len(unexpected)} keys {unexpected[:5]} '
+                           '(a different ViT size or depth?)')
         bad = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
                for k, v in own.items() if tuple(sd[k].shape) != tuple(v.shape)]
         if bad:
-            raise ValueError(f'CLIP weights {path} do not match the model: {"; ".join(bad[:5])}')
-        self.tower.load_state_dict({k: sd[k] for k in own}, strict=False, assign=_on_meta(self))
+            raise ValueError(f'CLIP weights {path} do not match {what}: shape mismatch for '
+                             f'{"; ".join(bad[:5])}')
+        device = next(self.tower.parameters()).device
+        device = torch.device('cpu') if device.type == 'meta' else device
+        sd = {k: sd[k].to(device=device, dtype=v.dtype) for k, v in own.items()}
+        self.tower.load_state_dict(sd, strict=False, assign=_on_meta(self))
 
 
 def _on_meta(module: nn.Module) -> bool:

@@ -224,14 +224,19 @@ class LLaMA(nn.Module):
         gradient_checkpointing: Recompute each block in the backward pass (training only).
         checkpoint: Path of the base weights (Meta folder or HF folder), loaded by
             :meth:`load_pretrained`, never at construction.
+        quantization: ``'nf4'``, ``'fp4'`` or ``'int8'`` to quantise the block projections with
+            bitsandbytes after loading (LaVIN-lite; CUDA only, see :mod:`mma.llms.lowbit`).
         **kwargs: :class:`LLaMAArgs` fields.
     """
 
     def __init__(self, preset: Optional[str] = None, attn_backend: str = 'sdpa',
                  gradient_checkpointing: bool = False, checkpoint: Optional[str] = None,
-                 **kwargs):
+                 quantization: Optional[str] = None, **kwargs):
         super().__init__()
+        from .lowbit import check_quantization
         from .presets import LLAMA_PRESETS
+        check_quantization(quantization)
+        self.quantization = quantization
         if attn_backend not in ATTN_BACKENDS:
             raise ValueError(f'unknown attn_backend {attn_backend!r}; expected one of '
                              f'{ATTN_BACKENDS}')
@@ -286,6 +291,23 @@ class LLaMA(nn.Module):
         if cache is not None:
             cache.length += t
         return self.norm(h)
+
+    def load_pretrained(self, path: Optional[str] = None,
+                        dtype: Optional[torch.dtype] = None) -> None:
+        """Load base weights from a Meta or HF folder (default: :attr:`checkpoint`).
+
+        Frugal: shards are memory-mapped and each tensor is cast once to ``dtype`` (default: the
+        current parameter dtype) and assigned, so a model built on the meta device ends up with
+        one copy of the weights. Adapter slots are untouched. Then quantises the block
+        projections if :attr:`quantization` is set.
+        """
+        path = path or self.checkpoint
+        if path is not None:
+            from .checkpoints import load_llama_weights
+            load_llama_weights(self, path, dtype)
+        if self.quantization is not None:
+            from .lowbit import quantize_llama
+            quantize_llama(self, self.quantization)
 
     def new_cache(self, batch_size: int, max_len: int, dtype: Optional[torch.dtype] = None,
                   device: Optional[torch.device] = None) -> KVCache:

@@ -66,6 +66,9 @@ class LaVIN(BaseModel):
             turn generated ids into text.
         generation_cfg: :class:`~mma.models.generation.GenerationConfig` fields for
             ``mode='predict'`` (e.g. ``max_new_tokens=64``, ``stop_pattern`` for early stop).
+        adapter_checkpoint: Adapter weights loaded by :meth:`init_weights` after the base
+            weights: an mma adapter checkpoint, an mmengine checkpoint or a reference LaVIN
+            ``checkpoint-N.pth`` (see :mod:`mma.models.adapter_checkpoint`).
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
@@ -74,8 +77,10 @@ class LaVIN(BaseModel):
                  projector_hidden: int = 128, frozen_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
-                 generation_cfg: Optional[dict] = None):
+                 generation_cfg: Optional[dict] = None,
+                 adapter_checkpoint: Optional[str] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.adapter_checkpoint = adapter_checkpoint
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
@@ -305,11 +310,17 @@ class LaVIN(BaseModel):
         return trainable_state_dict(self)
 
     def init_weights(self) -> None:
-        """Load the base weights from the files named in the config (LLM, CLIP)."""
-        super().init_weights()
+        """Load the base weights from the files named in the config (LLM, CLIP), then the
+        adapter weights of ``adapter_checkpoint`` if set. A model built on the meta device
+        skips mmengine's ``init_cfg`` pass (it reads every parameter) and is filled by the files."""
+        if not any(p.is_meta for p in self.parameters()):
+            super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
+        if self.adapter_checkpoint is not None:
+            from .adapter_checkpoint import load_adapter_checkpoint
+            load_adapter_checkpoint(self, self.adapter_checkpoint)
 
 
 def _as_dict(sample) -> dict:
