@@ -10,9 +10,13 @@
    exists. On CPU, DDP must be built with ``device_ids=None`` (:func:`cpu_ddp_wrapper_cfg`).
 3. FSDP resume: mmengine calls ``FSDP.optim_state_dict_to_load`` with the old positional order
    (``TypeError: unhashable type: 'dict'``); :class:`CompatFSDPStrategy` calls it by keyword.
+   FSDP's full-state-dict hooks also expect every parameter under its module path, which
+   :class:`~mma.adapters.AdaptedModule` (keeping open_clip's keys) renames; the strategy saves and
+   loads the trainable tensors directly (all that mma checkpoints hold) instead.
 """
 import os
 import os.path as osp
+import re
 from datetime import timedelta
 from typing import Optional
 
@@ -20,7 +24,10 @@ import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
 
+from mma.adapters.utils import is_trainable
 from mma.registry import STRATEGIES
+
+_FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
 
 
 def load_trusted_local(filename: str, map_location=None):
@@ -63,13 +70,41 @@ def init_distributed(launcher: str, backend: Optional[str] = None,
 
 
 def cpu_ddp_wrapper_cfg() -> dict:
-    """``model_wrapper_cfg`` for DDP on CPU (fix 2)."""
-    return dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
+    """``model_wrapper_cfg`` for DDP on CPU (fix 2).
+
+    ``find_unused_parameters``: a rank whose batch has no image sample does not use the ViT
+    adapters and the projector in that step.
+    """
+    return dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                find_unused_parameters=True)
 
 
 @STRATEGIES.register_module()
 class CompatFSDPStrategy(FSDPStrategy):
-    """mmengine's ``FSDPStrategy`` with fix 3 (keyword ``optim_state_dict_to_load``)."""
+    """mmengine's ``FSDPStrategy`` with fix 3: keyword ``optim_state_dict_to_load``, and the model
+    state dict made of the trainable tensors, gathered with ``summon_full_params`` (needs
+    ``use_orig_params=True``, which FSDP requires anyway when a unit mixes frozen and trainable
+    parameters)."""
+
+    def _trainable_params(self) -> dict:
+        return {k: p for k, p in ((_FSDP_PARTS.sub('', n), p)
+                                  for n, p in self.model.named_parameters()) if is_trainable(k)}
+
+    def model_state_dict(self) -> dict:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        with FSDP.summon_full_params(self.model, writeback=False):
+            return {k: p.detach().cpu().clone() for k, p in self._trainable_params().items()}
+
+    def load_model_state_dict(self, state_dict: dict, *, strict: bool = False,
+                              revise_keys: list = [(r'^module.', '')]) -> None:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        with FSDP.summon_full_params(self.model, writeback=True), torch.no_grad():
+            params = self._trainable_params()
+            unknown = sorted(set(state_dict) - set(params))
+            if unknown:
+                raise KeyError(f'checkpoint keys not among the trainable parameters: {unknown[:5]}')
+            for k, v in state_dict.items():
+                params[k].copy_(v)
 
     def load_optim_state_dict(self, state_dict: dict) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
