@@ -106,7 +106,27 @@ class CompatFSDPStrategy(FSDPStrategy):
             for k, v in state_dict.items():
                 params[k].copy_(v)
 
+    def optim_state_dict(self) -> dict:
+        """Every rank's own (sharded) optimiser state, gathered into one object.
+
+        ``FSDP.optim_state_dict`` (the full, unsharded form mmengine saves) came back corrupted on
+        CPU/gloo with torch 2.14 (``exp_avg`` equal to ``exp_avg_sq``); the trainable set is small,
+        so mma keeps each rank's shard instead. Resuming needs the same number of ranks.
+        """
+        local = self.optim_wrapper.state_dict()
+        shards = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, local)
+        return {'fsdp_shards_by_rank': shards}
+
     def load_optim_state_dict(self, state_dict: dict) -> None:
+        if 'fsdp_shards_by_rank' in state_dict:
+            shards = state_dict['fsdp_shards_by_rank']
+            if len(shards) != dist.get_world_size():
+                raise RuntimeError(f'the checkpoint holds the optimiser state of {len(shards)} '
+                                   f'FSDP ranks; resume with that many (not '
+                                   f'{dist.get_world_size()})')
+            self.optim_wrapper.load_state_dict(shards[dist.get_rank()])
+            return
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         optim_state_dict = FSDP.optim_state_dict_to_load(
             model=self.model, optim=self.optim_wrapper.optimizer, optim_state_dict=state_dict)
