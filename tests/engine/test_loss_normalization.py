@@ -71,3 +71,25 @@ def test_partition_invariance(setup):
     assert rel_err(c) < 1e-5
     # mmengine's default loop (per-micro-batch token mean) depends on the split
     assert rel_err(naive) > 1e-3
+
+
+def test_windows_follow_the_optim_wrapper_including_a_short_last_one():
+    from mmengine.optim import OptimWrapper
+
+    from mma.engine.loops import token_mean_batches
+    p = torch.nn.Parameter(torch.zeros(1))
+    ow = OptimWrapper(torch.optim.SGD([p], lr=0.1), accumulative_counts=3)
+    ow.initialize_count_status(torch.nn.Linear(1, 1), 0, 7)  # windows of 3, 3 and 1 batches
+    counts = [2, 5, 1, 4, 4, 3, 6]
+    batches = []
+    for n in counts:
+        labels = torch.full((1, 8), -100)
+        labels[0, :n] = 1
+        batches.append(dict(inputs=dict(labels=labels)))
+    seen = []
+    for b in token_mean_batches(iter(batches), ow, world_size=1):
+        factor = ow.scale_loss(torch.tensor(1.0))  # what mmengine divides this loss by
+        # the scaled normaliser of each micro-batch is its window's token count
+        seen.append(float(b['inputs']['num_loss_tokens'] / factor))
+        ow._inner_count += 1  # as OptimWrapper.backward does
+    assert seen == [8.0] * 3 + [11.0] * 3 + [6.0]

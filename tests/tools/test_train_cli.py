@@ -82,15 +82,21 @@ def test_fsdp_two_cpu_ranks_train_and_resume(sqa, tmp_path):
     assert step > 1e-3 and all(torch.equal(a[k], b[k]) for k in a)  # bitwise, as without FSDP
 
 
-def test_deepspeed_config(sqa):
+def test_deepspeed_config(sqa, tmp_path):
     cfg = Config.fromfile(os.path.join(REPO, 'configs', 'lavin_13b_sqa_deepspeed.py'))
     assert cfg.strategy.type == 'DeepSpeedStrategy' and cfg.strategy.zero_optimization.stage == 2
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1.125e-3)
     if importlib.util.find_spec('deepspeed') is None or not torch.cuda.is_available():
         pytest.skip('DeepSpeed training needs the deepspeed package and CUDA; only the config '
                     'was checked')
-    run([sys.executable, 'tools/train.py', TINY_CFG, '--launcher', 'none', '--cfg-options',
-         'runner_type=FlexibleRunner', "strategy.type=DeepSpeedStrategy"] + data_options(sqa))
+    tiny = tmp_path / 'tiny_deepspeed.py'
+    tiny.write_text(f"_base_ = [{TINY_CFG!r}]\nrunner_type = 'FlexibleRunner'\n"
+                    f"strategy = {dict(cfg.strategy)!r}\n"
+                    f"optim_wrapper = dict(_delete_=True, **{dict(cfg.optim_wrapper)!r})\n")
+    wd = str(tmp_path / 'w')
+    torchrun(1, [str(tiny), '--work-dir', wd, '--cfg-options'] + data_options(sqa) +
+             ['train_cfg.max_epochs=1'])
+    assert os.path.isfile(os.path.join(wd, 'epoch_1.pth'))
 
 
 @pytest.mark.parametrize('name,temp,epochs,warmup,gpus,accum', [
