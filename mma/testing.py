@@ -76,7 +76,8 @@ def make_tiny_scienceqa(root: str, n: int = 12, seed: int = 0) -> dict:
             problems[str(qid)] = dict(
                 question=f'Which {words(2)} is {words(1)}?', choices=[words(2) for _ in range(k)],
                 answer=rnd.randrange(k), hint=words(rnd.choice([0, 5])),
-                image='image.png' if has_img else None, task='closed choice', grade=f'grade{rnd.randint(1, 12)}',
+                image='image.png' if has_img else None, task='closed choice',
+                grade=f'grade{rnd.randint(1, 12)}',
                 subject=rnd.choice(['natural science', 'social science', 'language science']),
                 topic='t', category='c', skill='s', lecture=f'{words(6)}\n{words(4)}',
                 solution=f'{words(5)}.  {words(3)}', split=split)

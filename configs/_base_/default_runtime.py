@@ -17,6 +17,8 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+# A batch without image samples leaves the ViT adapters and the projector unused on that rank.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 log_processor = dict(
     by_epoch=True,
     custom_cfg=[dict(data_src='nonfinite_steps', method_name='current'),

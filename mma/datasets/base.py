@@ -4,6 +4,7 @@ from typing import List, Optional
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
 
 from .transforms import TokenizeForLaVIN
 
@@ -21,7 +22,11 @@ class LaVINDataset(BaseDataset):
     def __init__(self, *args, **kwargs):
         self.num_truncated = 0
         self.num_skipped = 0
-        super().__init__(*args, **kwargs)
+        # build the pipeline from mma's transforms also outside a Runner (no default scope)
+        with DefaultScope.overwrite_default_scope(DefaultScope.get_current_instance() and
+                                                  DefaultScope.get_current_instance().scope_name
+                                                  or 'mma'):
+            super().__init__(*args, **kwargs)
 
     def _tokenize_transform(self) -> Optional[TokenizeForLaVIN]:
         for t in getattr(self.pipeline, 'transforms', []):

@@ -74,7 +74,8 @@ class LengthGroupedSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         order = self.global_order()
         gb, bs, r = self.batch_size * self.world_size, self.batch_size, self.rank
-        return iter([i for s in range(0, len(order), gb) for i in order[s + r * bs:s + (r + 1) * bs]])
+        return iter([i for s in range(0, len(order), gb)
+                     for i in order[s + r * bs:s + (r + 1) * bs]])
 
     def __len__(self) -> int:
         return self.num_samples

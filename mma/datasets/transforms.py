@@ -83,7 +83,8 @@ class TokenizeForLaVIN:
     tokens go before ``tok(prompt)``: ``visual_pos = 1 + len(tok(image_prefix))``) and
     ``[BOS] tok(text_prefix) tok(prompt) tok(answer) [EOS]`` for text-only samples; each piece is
     tokenised on its own, without BOS/EOS. Labels are the answer and EOS tokens, ``-100``
-    elsewhere (the model shifts). For prediction (``with_answer=False``) the text stops after the prompt.
+    elsewhere (the model shifts). For prediction (``with_answer=False``) the text stops after
+    the prompt.
 
     Over-long samples: the model sees ``1 + len(text) + k`` positions (modality token, text, k
     visual tokens for image samples). Above ``max_len``, ``'truncate_prompt'`` drops prompt tokens
