@@ -3,7 +3,9 @@
 
 Examples:
     python tools/benchmark.py --size medium                      # CPU, fp32, train step
-    python tools/benchmark.py --size medium --amp bfloat16       # CPU with bf16 autocast
+    python tools/benchmark.py --what decode --size medium        # bare / unmerged / merged decode
+    python tools/benchmark.py --what eval                        # ScienceQA-style evaluation of
+                                                                 # the trained demo model
     python tools/benchmark.py --preset gpu-7b                    # H100/H200: LaVIN-7B shapes
 """
 import argparse
@@ -14,18 +16,46 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PRESETS = {
-    'gpu-7b': dict(size='7b', device='cuda', amp='bfloat16', frozen_dtype='bfloat16', steps=5,
-                   warmup=2),
+    'gpu-7b': dict(what='train,decode', size='7b', device='cuda', amp='bfloat16',
+                   frozen_dtype='bfloat16', steps=5, warmup=2, modes='mma'),
 }
+DEMO = 'work_dirs/lavin_tiny_demo'
 
 
 def fmt_bytes(n):
     return f'{n / 2**30:.2f} GiB' if n is not None else 'n/a'
 
 
+def train(args, bm):
+    print(f'train step: size={args.size} batch={args.batch_size} images={args.n_images} '
+          f'amp={args.amp} frozen_dtype={args.frozen_dtype}', flush=True)
+    res = bm.run_train_benchmark(args.size, args.device, args.batch_size, args.n_images,
+                                 args.steps, args.warmup, args.amp, args.frozen_dtype,
+                                 args.modes.split(','), args.gpu)
+    print(f'{"mode":10s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
+          f'{"pad frac":>8s} {"peak mem":>10s} {"loss":>8s} {"MFU":>6s}')
+    for mode, r in res.items():
+        mfu = f'{100 * r["mfu"]:.1f}%' if 'mfu' in r else '-'
+        print(f'{mode:10s} {r["seconds"]:8.3f} {r["samples_per_s"]:10.2f} '
+              f'{r["real_tokens_per_s"]:11.1f} {r["padded_fraction"]:8.2f} '
+              f'{fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f} {mfu:>6s}')
+    if 'reference' in res and 'mma' in res:
+        ref, new = res['reference'], res['mma']
+        print(f'speed-up (reference / mma time): {ref["seconds"] / new["seconds"]:.2f}x; '
+              f'peak memory ratio (mma / reference): {new["peak_bytes"] / ref["peak_bytes"]:.2f}')
+    return res
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--preset', choices=sorted(PRESETS), help='a named set of the options below')
+    p.add_argument('--what', default='train', help='comma-separated: train, eval, decode')
+    p.add_argument('--eval-config', default='configs/lavin_tiny_demo.py')
+    p.add_argument('--eval-checkpoint', default=DEMO + '/lavin/epoch_4.pth',
+                   help='adapter checkpoint for --what eval (default: the demo\'s, made by '
+                   'tools/demo.py)')
+    p.add_argument('--eval-assets', default=DEMO + '/assets')
+    p.add_argument('--questions', type=int, default=64)
     p.add_argument('--size', default='medium', choices=['tiny', 'medium', '7b', '13b'])
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch-size', type=int, default=4)
@@ -42,28 +72,33 @@ def main(argv=None):
         for k, v in PRESETS[args.preset].items():
             setattr(args, k, v)
     import torch
-    from mma.benchmark import run_train_benchmark
+    from mma import benchmark as bm
     torch.backends.mha.set_fastpath_enabled(False)
-    print(f'size={args.size} device={args.device} batch={args.batch_size} '
-          f'images={args.n_images} amp={args.amp} frozen_dtype={args.frozen_dtype} '
-          f'threads={torch.get_num_threads()}', flush=True)
-    res = run_train_benchmark(args.size, args.device, args.batch_size, args.n_images, args.steps,
-                              args.warmup, args.amp, args.frozen_dtype, args.modes.split(','),
-                              args.gpu)
-    print(f'{"mode":10s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
-          f'{"pad frac":>8s} {"peak mem":>10s} {"loss":>8s} {"MFU":>6s}')
-    for mode, r in res.items():
-        mfu = f'{100 * r["mfu"]:.1f}%' if 'mfu' in r else '-'
-        print(f'{mode:10s} {r["seconds"]:8.3f} {r["samples_per_s"]:10.2f} '
-              f'{r["real_tokens_per_s"]:11.1f} {r["padded_fraction"]:8.2f} '
-              f'{fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f} {mfu:>6s}')
-    if 'reference' in res and 'mma' in res:
-        ref, new = res['reference'], res['mma']
-        print(f'speed-up (reference / mma time): {ref["seconds"] / new["seconds"]:.2f}x; '
-              f'peak memory ratio (mma / reference): {new["peak_bytes"] / ref["peak_bytes"]:.2f}')
+    what = args.what.split(',')
+    print(f'device={args.device} threads={torch.get_num_threads()}', flush=True)
+    results = {}
+    if 'train' in what:
+        results['train'] = train(args, bm)
+    if 'decode' in what:
+        r = bm.run_decode_benchmark(args.size, args.device, args.batch_size,
+                                    frozen_dtype=args.frozen_dtype)
+        results['decode'] = r
+        print(f'decode tokens/s ({args.size}, batch {args.batch_size}): ' +
+              ', '.join(f'{k} {v:.1f}' for k, v in r.items()))
+        print(f'  merged / bare: {r["merged"] / r["bare"]:.3f}; unmerged / bare: '
+              f'{r["unmerged"] / r["bare"]:.3f}')
+    if 'eval' in what:
+        r = bm.run_eval_benchmark(args.eval_config, args.eval_checkpoint, args.eval_assets,
+                                  args.questions, device=args.device)
+        results['eval'] = r
+        print(f'ScienceQA-style evaluation, {r["questions"]} questions: reference-style '
+              f'{r["reference_seconds"]:.2f} s ({r["reference_tokens_per_question"]:.1f} '
+              f'tokens/question), mma {r["mma_seconds"]:.2f} s '
+              f'({r["mma_tokens_per_question"]:.1f} tokens/question): {r["speedup"]:.1f}x; '
+              f'same parsed answers: {100 * r["same_answers"]:.1f}%')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args), results=res), f, indent=2)
+            json.dump(dict(args=vars(args), results=results), f, indent=2)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ LLaMA folder), so the demo goes through the same loading code as real weights.
 import json
 import os
 import random
+import shutil
 from typing import Callable, List, Optional, Sequence
 
 import torch
@@ -79,10 +80,11 @@ def pretrain_vit(path: str, vision_cfg: dict, steps: int = 300, batch_size: int 
     return acc
 
 
-def pretrain_llm(folder: str, texts: Sequence[str], tokenizer, params: dict, steps: int = 400,
+def pretrain_llm(folder: str, docs: Sequence[Sequence[int]], tokenizer, params: dict,
+                 steps: int = 400,
                  batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
                  log: Callable[[str], None] = print) -> float:
-    """Train a tiny LLaMA as a language model on ``texts``; save a Meta folder
+    """Train a tiny LLaMA as a language model on token sequences ``docs``; save a Meta folder
     (``params.json``, ``consolidated.00.pth``, ``tokenizer.model``).
 
     Returns:
@@ -93,7 +95,6 @@ def pretrain_llm(folder: str, texts: Sequence[str], tokenizer, params: dict, ste
     rng = random.Random(seed)
     params = dict(params, vocab_size=tokenizer.vocab_size)
     model = LLaMA(**params)
-    docs: List[List[int]] = [tokenizer.encode(t, bos=True, eos=True) for t in texts]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     losses = []
@@ -121,22 +122,36 @@ def pretrain_llm(folder: str, texts: Sequence[str], tokenizer, params: dict, ste
     with open(os.path.join(folder, 'params.json'), 'w') as f:
         json.dump(meta_params, f, indent=2)
     torch.save(model.state_dict(), os.path.join(folder, 'consolidated.00.pth'))
-    with open(tokenizer.model_path, 'rb') as src, open(os.path.join(folder, 'tokenizer.model'),
-                                                      'wb') as dst:
-        dst.write(src.read())
+    tok_file = os.path.join(folder, 'tokenizer.model')
+    if os.path.abspath(tokenizer.model_path) != os.path.abspath(tok_file):
+        shutil.copyfile(tokenizer.model_path, tok_file)
     return sum(losses[-20:]) / min(20, len(losses))
 
 
-def problem_texts(problems: dict, qids: Optional[Sequence[str]] = None) -> List[str]:
-    """Plain-text documents for LM pretraining: each problem's context, question, options and
-    solution (for image questions the solution is withheld: a text model cannot know it)."""
-    letters = 'ABCDEFGH'
-    out = []
-    for qid in (qids if qids is not None else list(problems)):
+def problem_sequences(problems: dict, qids: Sequence[str], tokenizer,
+                      prompt_format: str = 'QCM-ALE', image_prefix: str = 'Image: ',
+                      text_prefix: str = 'Image: N/A') -> List[List[int]]:
+    """LM pretraining documents in the exact token layout LaVIN sees (visual tokens aside):
+    ``[BOS] prefix prompt answer [EOS]``. Image questions come without their answer: a text
+    model cannot know it, and must not learn a guess."""
+    from mma.datasets.prompts import build_prompt
+    docs = []
+    for qid in qids:
         p = problems[qid]
-        opts = ' '.join(f'({letters[i]}) {c}' for i, c in enumerate(p['choices']))
-        text = f"Question: {p['question']}\nContext: {p['hint'] or 'N/A'}\nOptions: {opts}"
-        if not p.get('image'):
-            text += f"\nThe answer is {letters[p['answer']]}. BECAUSE: {p['solution']}"
-        out.append(text)
+        prompt, answer = build_prompt(p, prompt_format)
+        if p.get('image'):
+            docs.append([tokenizer.bos_id] + tokenizer.encode(image_prefix) +
+                        tokenizer.encode(prompt))
+        else:
+            docs.append([tokenizer.bos_id] + tokenizer.encode(text_prefix) +
+                        tokenizer.encode(prompt) + tokenizer.encode(answer) + [tokenizer.eos_id])
+    return docs
+
+
+def problem_texts(problems: dict, qids: Sequence[str], prompt_format: str = 'QCM-ALE') -> List[str]:
+    """The texts a tokenizer for the demo is trained on (prompts and answers)."""
+    from mma.datasets.prompts import build_prompt
+    out = ['Image: ', 'Image: N/A']
+    for qid in qids:
+        out.extend(build_prompt(problems[qid], prompt_format))
     return out
