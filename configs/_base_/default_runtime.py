@@ -25,6 +25,11 @@ log_processor = dict(
     by_epoch=True,
     custom_cfg=[dict(data_src='nonfinite_steps', method_name='current'),
                 dict(data_src='loss_tokens', method_name='current')])
+# Logged scalars go to WORK_DIR/<timestamp>/vis_data/scalars.json (tools/analyze_logs.py plots
+# them); --cfg-options visualizer.tensorboard=True also writes TensorBoard event files there
+# (pip install tensorboard).
+visualizer = dict(type='MMAVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                  tensorboard=False)
 log_level = 'INFO'
 load_from = None
 resume = False

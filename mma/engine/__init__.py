@@ -10,9 +10,10 @@ from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, l
                     token_mean_batches, window_length)
 from .optim_wrappers import (SkipNonFiniteAmpOptimWrapper, SkipNonFiniteOptimWrapper,
                              TrainableOptimWrapperConstructor)
+from .visualizer import MMAVisualizer
 
 __all__ = [
-    'AtomicCheckpointHook', 'atomic_write',
+    'AtomicCheckpointHook', 'atomic_write', 'MMAVisualizer',
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
     'register_trusted_checkpoint_loader', 'PerIterationSeedHook', 'TrainableCheckpointHook',
     'check_trainable_state_dict', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
