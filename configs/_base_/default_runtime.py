@@ -5,7 +5,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # mmengine's CheckpointHook, saving atomically: a kill or a full disk during a save leaves
+    # the previous checkpoint and `last_checkpoint` intact (mma/engine/atomic_checkpoint.py).
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # Trainable-only checkpoints (frozen weights come from the model's own files) and per-rank,
@@ -23,6 +25,11 @@ log_processor = dict(
     by_epoch=True,
     custom_cfg=[dict(data_src='nonfinite_steps', method_name='current'),
                 dict(data_src='loss_tokens', method_name='current')])
+# Logged scalars go to WORK_DIR/<timestamp>/vis_data/scalars.json (tools/analyze_logs.py plots
+# them); --cfg-options visualizer.tensorboard=True also writes TensorBoard event files there
+# (pip install tensorboard).
+visualizer = dict(type='MMAVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                  tensorboard=False)
 log_level = 'INFO'
 load_from = None
 resume = False
