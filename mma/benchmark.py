@@ -249,7 +249,9 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     for mode in modes:
         if mode == 'reference':
             fn = lambda m, b: reference_loss(m, b, size.max_seq_len)  # noqa: E731
-            r = time_train_step(model, batch, fn, steps, warmup, None)  # reference is fp32
+            # fp32 on CPU (the reference's CPU figure); on GPU it autocasts like the reference
+            ref_amp = amp_dtype if device.startswith('cuda') else None
+            r = time_train_step(model, batch, fn, steps, warmup, ref_amp)
             padded = batch_size * size.max_seq_len
         else:
             r = time_train_step(model, batch, mma_loss, steps, warmup, amp_dtype)

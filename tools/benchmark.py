@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PRESETS = {
     'gpu-7b': dict(what='train,decode', size='7b', device='cuda', amp='bfloat16',
-                   frozen_dtype='bfloat16', steps=5, warmup=2, modes='mma'),
+                   frozen_dtype='bfloat16', steps=5, warmup=2, modes='reference,mma'),
 }
 DEMO = 'work_dirs/lavin_tiny_demo'
 

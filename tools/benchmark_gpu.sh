@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# LaVIN-7B-shaped training step (random bf16 frozen weights, batch 4, ScienceQA-like lengths;
+# reference-style and mma side by side) and decode throughput on one CUDA GPU, in a few minutes.
+#   bash tools/benchmark_gpu.sh [RESULTS.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gpu=$(python3 -c "import torch; n = torch.cuda.get_device_name(); print(next((g for g in ('H200', 'H100', 'A100') if g in n), 'H100'))")
+HF_HUB_OFFLINE=1 python3 tools/benchmark.py --preset gpu-7b --gpu "$gpu" --json "${1:-gpu_benchmark.json}"
