@@ -18,6 +18,11 @@ from .base import LaVINDataset
 INSTRUCTION_TEMPLATE = 'Instruction: {}\nResponse:'
 
 
+def instruction(text: str) -> str:
+    """``text`` in the chatbot recipe's template."""
+    return INSTRUCTION_TEMPLATE.format(text)
+
+
 def _load_json(path: str):
     with open(path) as f:
         return json.load(f)
