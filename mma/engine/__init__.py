@@ -1,9 +1,7 @@
-"""Engine: token-mean loops, optimiser wrappers, hooks, the mmengine fixes, adapter checkpoints."""
-from .adapter_checkpoint import load_adapter_checkpoint, read_adapter_state
+"""Engine: token-mean loops, optimiser wrappers, hooks, the mmengine fixes."""
 from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_cfg,
-                     init_distributed, register_trusted_checkpoint_loader)
-from .hooks import (PerIterationSeedHook, TrainableCheckpointHook, check_trainable_state_dict,
-                    trainable_keys)
+                     init_distributed, register_trusted_checkpoint_loader, setup_distributed)
+from .hooks import PerIterationSeedHook, TrainableCheckpointHook, trainable_keys
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
 from .optim_wrappers import (SkipNonFiniteAmpOptimWrapper, SkipNonFiniteOptimWrapper,
@@ -11,9 +9,8 @@ from .optim_wrappers import (SkipNonFiniteAmpOptimWrapper, SkipNonFiniteOptimWra
 
 __all__ = [
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
-    'register_trusted_checkpoint_loader', 'PerIterationSeedHook', 'TrainableCheckpointHook',
-    'check_trainable_state_dict', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
+    'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook', 'TrainableCheckpointHook',
+    'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
-    'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper', 'TrainableOptimWrapperConstructor',
-    'load_adapter_checkpoint', 'read_adapter_state'
+    'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper', 'TrainableOptimWrapperConstructor'
 ]

@@ -1,6 +1,6 @@
 """Hooks: trainable-only checkpoints and per-iteration seeding."""
 import re
-from typing import Dict, Set
+from typing import Set
 
 import torch
 from mmengine.dist import get_rank
@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mma.adapters.utils import is_trainable
+from mma.models.adapter_checkpoint import check_adapter_keys
 from mma.registry import HOOKS
 
 _WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
@@ -29,19 +30,6 @@ def trainable_keys(model) -> Set[str]:
     return {n for n in names if is_trainable(n)}
 
 
-def check_trainable_state_dict(state_dict: Dict[str, torch.Tensor], expected: Set[str]) -> None:
-    """Raise unless ``state_dict`` holds exactly the trainable tensors ``expected``."""
-    unexpected = sorted(set(state_dict) - expected)
-    missing = sorted(expected - set(state_dict))
-    if unexpected or missing:
-        frozen = [k for k in unexpected if not is_trainable(k)]
-        raise KeyError(
-            'checkpoint does not match the model\'s trainable tensors: '
-            f'{len(unexpected)} unexpected (e.g. {unexpected[:3]}; {len(frozen)} of them frozen '
-            'or unknown: mma checkpoints hold trainable tensors only, base weights come from the '
-            f'model\'s own files), {len(missing)} missing (e.g. {missing[:3]})')
-
-
 @HOOKS.register_module()
 class TrainableCheckpointHook(Hook):
     """Save only the trainable tensors; load them back over the model's own frozen weights.
@@ -60,7 +48,7 @@ class TrainableCheckpointHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         sd = {re.sub(r'^module\.', '', k): v for k, v in checkpoint['state_dict'].items()}
-        check_trainable_state_dict(sd, trainable_keys(runner.model))
+        check_adapter_keys(sd, trainable_keys(runner.model), 'checkpoint')
         if not _is_fsdp(runner.model):
             # mmengine's loader warns about every missing key; give it the frozen tensors the
             # model already holds (copying a tensor onto itself is a no-op).

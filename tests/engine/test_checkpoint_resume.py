@@ -11,7 +11,8 @@ from _train_helpers import TINY_CFG, data_options, load_state, train_in_process 
 
 from mma.adapters import is_trainable
 from mma.builder import build_model
-from mma.engine import SkipNonFiniteOptimWrapper, check_trainable_state_dict, trainable_keys
+from mma.engine import SkipNonFiniteOptimWrapper, trainable_keys
+from mma.models import check_adapter_keys
 from mma.testing import make_tiny_scienceqa, tiny_lavin_cfg
 
 
@@ -56,14 +57,14 @@ def test_loading_rejects_frozen_unknown_or_missing_keys():
     model = build_model(tiny_lavin_cfg(vocab_size=512))
     keys = trainable_keys(model)
     sd = {k: v for k, v in model.state_dict().items() if k in keys}
-    check_trainable_state_dict(sd, keys)
+    check_adapter_keys(sd, keys)
     with pytest.raises(KeyError, match='frozen'):
-        check_trainable_state_dict(dict(sd, **{'llm.norm.weight': torch.ones(64)}), keys)
+        check_adapter_keys(dict(sd, **{'llm.norm.weight': torch.ones(64)}), keys)
     with pytest.raises(KeyError, match='unexpected'):
-        check_trainable_state_dict(dict(sd, **{'llm.layers.0.adapter_x.w': torch.ones(1)}), keys)
+        check_adapter_keys(dict(sd, **{'llm.layers.0.adapter_x.w': torch.ones(1)}), keys)
     sd.pop(sorted(sd)[0])
     with pytest.raises(KeyError, match='1 missing'):
-        check_trainable_state_dict(sd, keys)
+        check_adapter_keys(sd, keys)
 
 
 def _batch(seed=0):
