@@ -2,6 +2,7 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+    python tools/train.py CONFIG --check [--cfg-options k=v ...]   # validate, do not train
     torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch     # CUDA (nccl) or CPU (gloo)
 
 See docs/training.md.
@@ -34,6 +35,10 @@ def parse_args(argv=None):
                         help='override config fields, e.g. train_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--check', action='store_true',
+                        help='validate the config, the data (every qid, every image, prompt '
+                        'format, tokenizer vocabulary) and the weight files, print a summary and '
+                        'exit without training (exit status 1 when something is wrong)')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -86,6 +91,12 @@ def main(argv=None):
     args = parse_args(argv)
     apply_mmengine_fixes()
     cfg = build_cfg(args)
+    if args.check:
+        from mma.engine.preflight import preflight
+        ok, lines = preflight(cfg)
+        print(f'tools/train.py --check {args.config}\n' + '\n'.join(lines))
+        print('all checks passed' if ok else 'some checks FAILED (see above)')
+        raise SystemExit(0 if ok else 1)
     setup_distributed(cfg, args.launcher)
     check_effective_batch(cfg)
     with explain_unknown_types():

@@ -12,6 +12,7 @@ from .scienceqa import ScienceQADataset
 from .transforms import (IMAGENET_MEAN, IMAGENET_STD, LoadLaVINImage, TokenizeForLaVIN, read_rgb,
                          to_rgb)
 from .truthfulqa import TruthfulQADataset
+from .validate import DataValidationError, check_dataset_vocab, validate_dataset
 from .vqav2 import VQAv2Dataset
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     'OUTPUT_FORMATS', 'LoadLaVINImage', 'TokenizeForLaVIN', 'read_rgb', 'to_rgb',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'mma_collate', 'LengthGroupedSampler', 'dataset_lengths',
     'COCOCaptionDataset', 'MMEDataset', 'PromptDataset', 'TruthfulQADataset', 'VQAv2Dataset',
-    'INSTRUCTION_TEMPLATE', 'instruction'
+    'INSTRUCTION_TEMPLATE', 'instruction', 'DataValidationError', 'check_dataset_vocab',
+    'validate_dataset'
 ]

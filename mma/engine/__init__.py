@@ -1,16 +1,16 @@
 """Engine: token-mean loops, optimiser wrappers, hooks, the mmengine fixes."""
 from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_cfg,
                      init_distributed, register_trusted_checkpoint_loader, setup_distributed)
-from .hooks import PerIterationSeedHook, TrainableCheckpointHook, trainable_keys
+from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
-from .optim_wrappers import (SkipNonFiniteAmpOptimWrapper, SkipNonFiniteOptimWrapper,
-                             TrainableOptimWrapperConstructor)
+from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
+                             SkipNonFiniteOptimWrapper, TrainableOptimWrapperConstructor)
 
 __all__ = [
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
     'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook', 'TrainableCheckpointHook',
-    'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
+    'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop', 'NonFiniteLossError',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper', 'TrainableOptimWrapperConstructor'
 ]

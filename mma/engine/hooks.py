@@ -74,3 +74,26 @@ class PerIterationSeedHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         base = self.seed if self.seed is not None else (runner.seed or 0)
         torch.manual_seed((base * 1_000_003 + get_rank() * 7_919 + runner.iter) % (2**63))
+
+
+@HOOKS.register_module()
+class VocabCheckHook(Hook):
+    """Before training or testing, check that the tokenizer of every data pipeline has the LLM's
+    vocabulary (a ``ValueError`` naming both otherwise): token ids of another vocabulary index
+    other rows of the embedding table and train or evaluate silently wrong."""
+
+    priority = 'VERY_HIGH'
+
+    def _check(self, runner, loop) -> None:
+        from mma.datasets.validate import check_dataset_vocab
+        llm = getattr(_unwrap(runner.model), 'llm', None)
+        dataloader = getattr(loop, 'dataloader', None)
+        if llm is not None and dataloader is not None:
+            check_dataset_vocab(dataloader.dataset, llm.args.vocab_size,
+                                type(loop).__name__.replace('Loop', '').lower() + ' data')
+
+    def before_train(self, runner) -> None:
+        self._check(runner, runner.train_loop)
+
+    def before_test(self, runner) -> None:
+        self._check(runner, runner.test_loop)

@@ -334,12 +334,21 @@ def checkpoint_vocab_size(path: str) -> int:
         return json.load(f)['vocab_size']
 
 
-def check_tokenizer_vocab(tokenizer_path: str, vocab_size: int, what: str) -> None:
-    """Raise when a SentencePiece model's vocabulary differs from ``vocab_size`` rows."""
-    from .tokenizer import SentencePieceTokenizer
-    n = SentencePieceTokenizer(tokenizer_path).vocab_size
+def check_tokenizer_vocab(tokenizer, vocab_size: int, what: str) -> None:
+    """Raise when a tokenizer's vocabulary differs from ``vocab_size`` rows.
+
+    Args:
+        tokenizer: A SentencePiece ``tokenizer.model`` path or a tokenizer object.
+        vocab_size: Rows of the LLM's embedding table.
+        what: Names the weights in the message (``'checkpoint PATH'``, ``'model.llm'``).
+    """
+    if isinstance(tokenizer, str):
+        from .tokenizer import SentencePieceTokenizer
+        tokenizer = SentencePieceTokenizer(tokenizer)
+    n = tokenizer.vocab_size
     if n != vocab_size:
-        raise ValueError(f'tokenizer {tokenizer_path} has {n} pieces but {what} has '
+        name = getattr(tokenizer, 'model_path', type(tokenizer).__name__)
+        raise ValueError(f'tokenizer {name} has {n} pieces but {what} has '
                          f'vocab_size {vocab_size}: use the tokenizer.model that ships with '
                          'these weights')
 
