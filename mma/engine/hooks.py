@@ -84,16 +84,15 @@ class VocabCheckHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def _check(self, runner, loop) -> None:
+    def _check(self, runner, loop, name: str) -> None:
         from mma.datasets.validate import check_dataset_vocab
         llm = getattr(_unwrap(runner.model), 'llm', None)
         dataloader = getattr(loop, 'dataloader', None)
         if llm is not None and dataloader is not None:
-            check_dataset_vocab(dataloader.dataset, llm.args.vocab_size,
-                                type(loop).__name__.replace('Loop', '').lower() + ' data')
+            check_dataset_vocab(dataloader.dataset, llm.args.vocab_size, name)
 
     def before_train(self, runner) -> None:
-        self._check(runner, runner.train_loop)
+        self._check(runner, runner.train_loop, 'train_dataloader.dataset')
 
     def before_test(self, runner) -> None:
-        self._check(runner, runner.test_loop)
+        self._check(runner, runner.test_loop, 'test_dataloader.dataset')

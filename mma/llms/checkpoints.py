@@ -130,6 +130,13 @@ def meta_shards(path: str) -> List[str]:
     shards = sorted(glob.glob(os.path.join(path, 'consolidated.*.pth')))
     if not shards:
         raise FileNotFoundError(f'no consolidated.NN.pth shards in Meta LLaMA folder {path}')
+    found = {int(m.group(1)) for m in (re.fullmatch(r'consolidated\.(\d+)\.pth',
+                                                    os.path.basename(f)) for f in shards) if m}
+    gaps = sorted(set(range(max(found) + 1)) - found) if found else []
+    if gaps:
+        raise FileNotFoundError(f'{path}: shard consolidated.{gaps[0]:02d}.pth is missing (Meta '
+                                f'LLaMA shards are numbered from 00; found '
+                                f'{[os.path.basename(f) for f in shards]})')
     return shards
 
 
@@ -391,8 +398,12 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
                 raise ValueError(f'{path}: {key} has {t.shape[0]} vocabulary rows but the model '
                                  f'has vocab_size {own[key].shape[0]}; set vocab_size to match '
                                  'the checkpoint and its tokenizer')
+            hint = ''
+            if fmt == 'meta':
+                hint = (f' ({len(meta_shards(path))} consolidated.NN.pth shards found: a shard '
+                        'missing, or the folder of another model size?)')
             raise ValueError(f'{path}: shape mismatch for {key}: checkpoint {tuple(t.shape)} vs '
-                             f'model {tuple(own[key].shape)}')
+                             f'model {tuple(own[key].shape)}{hint}')
         seen.add(key)
         p = own[key]
         if p.is_meta or p.dtype != t.dtype:
