@@ -9,8 +9,9 @@ from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
 
 __all__ = [
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
-    'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook', 'TrainableCheckpointHook',
-    'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop', 'NonFiniteLossError',
+    'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook',
+    'TrainableCheckpointHook', 'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
-    'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper', 'TrainableOptimWrapperConstructor'
+    'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
+    'TrainableOptimWrapperConstructor'
 ]

@@ -11,7 +11,7 @@ needed. Scores are reported x100 as in papers.
 import math
 import re
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 

@@ -1,6 +1,6 @@
 """MME: yes/no accuracy and accuracy+ per subtask, perception and cognition totals."""
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from mmengine.logging import MMLogger
 

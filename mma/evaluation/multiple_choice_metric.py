@@ -1,6 +1,6 @@
 """TruthfulQA multiple choice (MC1 / MC2) from the log-likelihoods of the answer choices."""
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from mmengine.logging import MMLogger
 

@@ -1,6 +1,6 @@
 """ScienceQA accuracy with the official breakdown (subject, context, grade)."""
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from mmengine.logging import MMLogger
 

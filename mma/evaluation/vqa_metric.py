@@ -1,6 +1,6 @@
 """VQAv2 accuracy with the official answer normalisation (VQA API ``vqaEval.py``)."""
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from mmengine.logging import MMLogger
 

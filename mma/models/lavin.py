@@ -314,18 +314,18 @@ class LaVIN(BaseModel):
         adapter weights of ``adapter_checkpoint`` if set. A model built on the meta device
         skips mmengine's ``init_cfg`` pass (it reads every parameter) and is filled by the files.
 
-        First, a configured :attr:`tokenizer` must match the LLM's vocabulary (``ValueError``
-        naming both otherwise): ids of another vocabulary would silently mean other tokens.
+        A configured :attr:`tokenizer` must match the LLM's vocabulary (``ValueError`` naming
+        both otherwise): ids of another vocabulary would silently mean other tokens.
         """
-        if self._tokenizer is not None:
-            from mma.llms.checkpoints import check_tokenizer_vocab
-            check_tokenizer_vocab(self.tokenizer, self.llm.args.vocab_size,
-                                  'model.llm (the LLM weights)')
         if not any(p.is_meta for p in self.parameters()):
             super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
+        if self._tokenizer is not None:
+            from mma.llms.checkpoints import check_tokenizer_vocab
+            check_tokenizer_vocab(self.tokenizer, self.llm.args.vocab_size,
+                                  'model.llm (the LLM weights)')
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
             load_adapter_checkpoint(self, self.adapter_checkpoint)

@@ -94,8 +94,8 @@ def test_corrupt_or_truncated_image(copy, tok, damage):
     data = open(path, 'rb').read()
     open(path, 'wb').write(data[:len(data) // 2] if damage == 'truncated' else b'not a png' * 9)
     ds = build(copy, tok)
-    with pytest.raises(DataValidationError, match=rf'(?s)cannot read image {path} \(sample {qid}\): '
-                       'corrupt or truncated'):
+    with pytest.raises(DataValidationError,
+                       match=rf'(?s)cannot read image {path} \(sample {qid}\): corrupt or truncated'):
         validate_dataset(ds)
     with pytest.raises(ValueError, match=rf'cannot read image {path} \(sample {qid}\)'):
         LoadLaVINImage(size=16)(dict(img_path=path, qid=qid))

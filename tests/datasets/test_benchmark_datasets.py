@@ -84,7 +84,8 @@ def test_truthfulqa_scoring(tmp_path, tokenizer, tiny_model):
     assert ds.records[0]['choices'] == ['the sun', 'the sky', 'a dog']
     assert s['mc1_index'] == [0, 1] and s['mc2_index'] == [0, 2, 1] and s['mc2_labels'] == [1, 1, 0]
     batch = mma_collate([ds[0]])
-    assert batch['inputs']['choice_ids'] == [[tokenizer.encode(c) for c in ds.records[0]['choices']]]
+    choices = ds.records[0]['choices']
+    assert batch['inputs']['choice_ids'] == [[tokenizer.encode(c) for c in choices]]
     out = tiny_model.predict(batch['inputs'], batch['data_samples'])[0]['choice_logliks']
     # reference: the training forward on prompt + choice, log-probs of the choice tokens
     prompt = ds[0]['inputs']['input_ids'].tolist()
