@@ -16,4 +16,6 @@ lr = base_lr * effective_batch / 256  # 1.125e-3
 
 train_dataloader = dict(batch_size=batch_size)
 optim_wrapper = dict(accumulative_counts=accumulative_counts, optimizer=dict(lr=lr))
-model = dict(llm=dict(gradient_checkpointing=False))
+# Evaluation with the same config: python tools/test.py CONFIG ADAPTER_CHECKPOINT
+model = dict(llm=dict(gradient_checkpointing=False), tokenizer={{_base_.tokenizer}},
+             generation_cfg={{_base_.generation_cfg}})

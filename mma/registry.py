@@ -10,7 +10,9 @@ mma's ``MODELS``. As roots with scope ``mma`` each of them resolves to itself, w
 scope. A third-party package registers into them with ``@ADAPTERS.register_module()`` and a config
 imports it with ``custom_imports``.
 """
-from typing import Any
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -36,8 +38,28 @@ __all__ = [
     'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'FUNCTIONS', 'STRATEGIES', 'VISUALIZERS', 'VISBACKENDS',
     'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
-    'TOKENIZERS'
+    'TOKENIZERS', 'explain_unknown_types'
 ]
+
+
+# mmengine 0.10's message for a type that no registry of the scope holds.
+_NOT_FOUND = re.compile(r'(?P<type>.+?) is not in the (?P<scope>[\w.]+)::(?P<name>[\w ]+) '
+                        r'registry')
+
+
+def _listing(err: KeyError, registry: Registry) -> Optional[KeyError]:
+    """``err`` with the types ``registry`` (and its parent) can build appended, or None when
+    ``err`` is not a "type not found" error."""
+    msg = err.args[0] if err.args and isinstance(err.args[0], str) else ''
+    if not _NOT_FOUND.match(msg) or 'Registered ' in msg:
+        return None
+    registry.import_from_location()
+    names = ', '.join(sorted(registry.module_dict)) or '(none)'
+    text = f'{msg} Registered {registry.name} types: {names}.'
+    if registry.parent is not None and registry.parent.module_dict:
+        text += (f' Also accepted from {registry.parent.scope}: '
+                 f"{', '.join(sorted(registry.parent.module_dict))}.")
+    return KeyError(text)
 
 
 class MMARegistry(Registry):
@@ -47,13 +69,10 @@ class MMARegistry(Registry):
         try:
             return super().build(cfg, *args, **kwargs)
         except KeyError as err:
-            msg = str(err)
-            if 'is not in the' not in msg:
+            better = _listing(err, self)
+            if better is None:
                 raise
-            self.import_from_location()
-            names = ', '.join(sorted(self.module_dict)) or '(none)'
-            raise KeyError(f'{msg.strip(chr(34)).strip(chr(39))} Registered {self.name} types: '
-                           f'{names}.') from None
+            raise better from None
 
 
 def _child(name: str, parent: Registry, location: str) -> MMARegistry:
@@ -84,3 +103,30 @@ ROUTERS = MMARegistry('router', scope='mma', locations=['mma.routers'])
 ENCODERS = MMARegistry('encoder', scope='mma', locations=['mma.encoders'])
 LLMS = MMARegistry('llm', scope='mma', locations=['mma.llms'])
 TOKENIZERS = MMARegistry('tokenizer', scope='mma', locations=['mma.llms'])
+
+_RUNNER_FACING = {r.name: r for r in (
+    MODELS, DATASETS, DATA_SAMPLERS, TRANSFORMS, METRICS, EVALUATOR, HOOKS, LOOPS, OPTIMIZERS,
+    OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS, MODEL_WRAPPERS, FUNCTIONS,
+    STRATEGIES, VISUALIZERS, VISBACKENDS)}
+
+
+@contextmanager
+def explain_unknown_types() -> Iterator[None]:
+    """Make "type not found" errors of components the mmengine Runner builds list the names.
+
+    The Runner builds models, datasets, transforms, metrics, hooks, ... through mmengine's root
+    registries, which raise a bare ``KeyError('X is not in the mma::model registry ...')``. Run
+    the Runner's construction and ``train()``/``test()`` inside this context (``tools/train.py``
+    and ``tools/test.py`` do) and that error also lists the types mma's registry of that kind
+    (and mmengine's) holds, e.g. for a misspelt ``type='LaVln'``.
+    """
+    try:
+        yield
+    except KeyError as err:
+        msg = err.args[0] if err.args and isinstance(err.args[0], str) else ''
+        m = _NOT_FOUND.match(msg)
+        registry = _RUNNER_FACING.get(m.group('name')) if m else None
+        better = _listing(err, registry) if registry is not None else None
+        if better is None:
+            raise
+        raise better from None

@@ -111,3 +111,34 @@ def test_build_model_overrides_merge_nested_fields():
     assert len(m.llm.layers) == 3 and m.llm.args.dim == 64
     m = mma.build_model(tiny_lavin_cfg(), llm_adapter=dict(_delete_=True, type='RepAdapter'))
     assert type(m.llm.layers[0].adapter_attn).__name__ == 'RepAdapter'
+
+
+@pytest.mark.parametrize('field,bad,listed', [
+    ('model.type', 'LaVln', 'LaVIN'),
+    ('train_dataloader.dataset.type', 'ScienceQADatset', 'ScienceQADataset'),
+    ('train_dataloader.dataset.pipeline.1.type', 'TokeniseForLaVIN', 'TokenizeForLaVIN'),
+    ('test_evaluator.type', 'ScienceQAMetrc', 'ScienceQAMetric'),
+])
+def test_misspelt_type_in_config_lists_names_through_the_runner(field, bad, listed, tmp_path,
+                                                                 tokenizer_path, sqa_root):
+    """A Config built by the mmengine Runner (as tools/train.py and tools/test.py run it)."""
+    import os
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mma.registry import explain_unknown_types
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = Config.fromfile(os.path.join(root, 'configs', 'tiny', 'lavin_tiny_sqa.py'))
+    tok = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
+    cfg.merge_from_dict({
+        'work_dir': str(tmp_path), 'model.tokenizer': tok, field: bad,
+        **{f'{dl}.dataset.{k}': v for dl in ('train_dataloader', 'test_dataloader')
+           for k, v in (('data_root', str(sqa_root)), ('split', 'test'),
+                        ('pipeline.1.tokenizer', tok))}})
+    with pytest.raises(KeyError) as err, explain_unknown_types():
+        runner = Runner.from_cfg(cfg)
+        runner.build_dataloader(cfg.train_dataloader)
+        runner.build_evaluator(cfg.test_evaluator)
+    msg = str(err.value)
+    assert f'{bad} is not in the mma::' in msg and 'Registered' in msg and listed in msg, msg

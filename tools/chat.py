@@ -29,8 +29,8 @@ def parse_args():
 
 
 def build_prompt(history: List[Tuple[str, str]], question: str) -> str:
-    turns = [f'Instruction: {q}\nResponse: {a}\n' for q, a in history]
-    return ''.join(turns) + f'Instruction: {question}\nResponse:'
+    from mma.datasets import instruction
+    return ''.join(f'{instruction(q)} {a}\n' for q, a in history) + instruction(question)
 
 
 def fit_history(tokenizer, history, question, budget: int):
@@ -47,8 +47,8 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     import mma
-    from mma.datasets import collate_prompts, encode_prompt, load_image
-    from mma.engine import load_adapter_checkpoint
+    from mma.datasets import LoadLaVINImage, TokenizeForLaVIN, mma_collate
+    from mma.models import load_adapter_checkpoint
     torch.manual_seed(args.seed)
     model = mma.build_model(cfg)
     model.init_weights()
@@ -61,7 +61,9 @@ def main():
     image = None
     if args.image:
         size = model.vision.tower.image_size
-        image = load_image(args.image, size[0] if isinstance(size, (tuple, list)) else size)
+        image = LoadLaVINImage(size=tuple(size) if isinstance(size, (tuple, list)) else size
+                               ).load(args.image)
+    tokenize = TokenizeForLaVIN(tok, max_len=None, with_answer=False)
     limit = args.max_context or model.llm.args.max_seq_len
     budget = limit - args.max_new_tokens - 3 - model.num_visual_tokens * (image is not None)
     interactive = sys.stdin.isatty()
@@ -76,9 +78,8 @@ def main():
         if not question:
             continue
         history = fit_history(tok, history, question, budget)
-        ids, vpos, _ = encode_prompt(tok, build_prompt(history, question), image is not None)
-        batch = collate_prompts([dict(input_ids=ids, visual_pos=vpos, has_image=image is not None,
-                                      image=image)])
+        batch = mma_collate([tokenize(dict(prompt=build_prompt(history, question),
+                                           img_path=args.image, image=image))])
         print('Assistant: ', end='', flush=True)
         out = model.generate(batch['inputs'], on_text=lambda i, t: print(t, end='', flush=True),
                              max_new_tokens=args.max_new_tokens, temperature=args.temperature,

@@ -26,25 +26,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_state(path: str) -> dict:
-    from mma.engine import read_adapter_state
-    try:
-        return read_adapter_state(path)
-    except pickle.UnpicklingError:
-        # mmengine training checkpoints pickle logger state, which weights_only=True refuses
-        warnings.warn(f'{path} is a full training checkpoint: loading it with '
-                      'weights_only=False (only do this with files you trust)')
-        obj = torch.load(path, map_location='cpu', weights_only=False)
-        return {k.removeprefix('module.'): v for k, v in obj['state_dict'].items()}
-
-
 def build_trained_model(cfg: Config, checkpoint: str):
     """The model as the Runner builds it (seeded from ``cfg.randomness`` first, so a tiny model's
     random frozen weights are those it was trained with), with the checkpoint's adapters."""
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import set_random_seed
 
-    from mma.engine import check_trainable_state_dict, trainable_keys
+    from mma.models import load_adapter_checkpoint
     init_default_scope(cfg.get('default_scope', 'mma'))
     randomness = cfg.get('randomness', {})
     set_random_seed(seed=randomness.get('seed'),
@@ -52,9 +40,7 @@ def build_trained_model(cfg: Config, checkpoint: str):
                     diff_rank_seed=randomness.get('diff_rank_seed', False))
     model = MODELS.build(cfg.model)
     model.init_weights()
-    state = read_state(checkpoint)
-    check_trainable_state_dict(state, trainable_keys(model))
-    model.load_state_dict(state, strict=False)
+    load_adapter_checkpoint(model, checkpoint)  # adapter file or full mmengine checkpoint
     return model
 
 

@@ -1,16 +1,17 @@
 """Evaluate a LaVIN config with an adapter checkpoint through the mmengine Runner's test loop.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--overwrite]
+                         [--cfg-options k=v ...]
     torchrun --nproc_per_node N tools/test.py CONFIG CHECKPOINT --launcher pytorch
 
 Multi-process runs shard the test set (gloo on CPU, NCCL on CUDA); the metric gathers the results
-in dataset order, so N processes give the 1-process numbers.
+in dataset order, so N processes give the 1-process numbers. An existing predictions file is never
+replaced silently: the tool refuses to start unless --overwrite is given.
 """
 import argparse
-import os
 import os.path as osp
+from typing import List
 
-import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
@@ -23,30 +24,30 @@ def parse_args():
     p.add_argument('checkpoint', help='adapter-only weights (the trainable tensors)')
     p.add_argument('--work-dir', help='where logs and predictions go')
     p.add_argument('--out', help='predictions file (default: WORK_DIR/predictions.json)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace existing predictions files (otherwise the tool refuses)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return p.parse_args()
 
 
-def init_distributed() -> dict:
-    """Start the process group ourselves (mmengine's init_dist needs CUDA); returns the model
-    wrapper config."""
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        dist.init_process_group('nccl')
-        return dict(type='MMDistributedDataParallel', broadcast_buffers=False)
-    dist.init_process_group('gloo')
-    return dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
-
-
-def set_prediction_files(cfg: Config, out: str) -> None:
+def set_prediction_files(cfg: Config, out: str, overwrite: bool = False) -> List[str]:
+    """Point every metric of ``test_evaluator`` at a predictions file (``out``, or
+    ``{stem}_{i}{ext}`` for several metrics); refuse when one exists, unless ``overwrite``."""
     evaluators = cfg.test_evaluator
     metrics = evaluators if isinstance(evaluators, list) else evaluators.get('metrics', evaluators)
     metrics = metrics if isinstance(metrics, list) else [metrics]
     stem, ext = osp.splitext(out)
-    for i, m in enumerate(metrics):
-        m['prediction_file'] = out if len(metrics) == 1 else f'{stem}_{i}{ext}'
+    files = [out if len(metrics) == 1 else f'{stem}_{i}{ext}' for i in range(len(metrics))]
+    existing = [f for f in files if osp.exists(f)]
+    if existing and not overwrite:
+        raise SystemExit(f'tools/test.py: predictions file {existing[0]} already exists; it is '
+                         'not overwritten: pass --out NEW_FILE (or another --work-dir), or '
+                         '--overwrite to replace it')
+    for m, f in zip(metrics, files):
+        m['prediction_file'] = f
+    return files
 
 
 def print_table(metrics: dict) -> None:
@@ -64,24 +65,26 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.setdefault('default_scope', 'mma')
     cfg.load_from, cfg.resume = None, False
-    if args.launcher != 'none':
-        cfg.model_wrapper_cfg = init_distributed()
-    set_prediction_files(cfg, args.out or osp.join(cfg.work_dir, 'predictions.json'))
+    set_prediction_files(cfg, args.out or osp.join(cfg.work_dir, 'predictions.json'),
+                         args.overwrite)
 
     import mma  # noqa: F401  (registers mma's components)
     import mma.datasets  # noqa: F401
     import mma.evaluation  # noqa: F401
-    from mma.engine import load_adapter_checkpoint
-    runner = Runner.from_cfg(cfg)
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    model.init_weights()  # base weights named in the config (the test loop does not call it)
-    load_adapter_checkpoint(model, args.checkpoint)
-    metrics = runner.test()
+    from mma.engine.compat import setup_distributed
+    from mma.models import load_adapter_checkpoint
+    from mma.registry import explain_unknown_types
+    setup_distributed(cfg, args.launcher)
+    with explain_unknown_types():
+        runner = Runner.from_cfg(cfg)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.init_weights()  # base weights named in the config (the test loop does not call it)
+        load_adapter_checkpoint(model, args.checkpoint)
+        metrics = runner.test()
     if not dist.is_initialized() or dist.get_rank() == 0:
         print_table(metrics)
     if dist.is_initialized():

@@ -2,6 +2,7 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+    python tools/train.py CONFIG --check [--cfg-options k=v ...]   # validate, do not train
     torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch     # CUDA (nccl) or CPU (gloo)
 
 See docs/training.md.
@@ -16,7 +17,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mma.engine.compat import apply_mmengine_fixes, cpu_ddp_wrapper_cfg, init_distributed
+from mma.engine.compat import apply_mmengine_fixes, setup_distributed
+from mma.registry import explain_unknown_types
 
 
 def parse_args(argv=None):
@@ -33,6 +35,10 @@ def parse_args(argv=None):
                         help='override config fields, e.g. train_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--check', action='store_true',
+                        help='validate the config, the data (every qid, every image, prompt '
+                        'format, tokenizer vocabulary) and the weight files, print a summary and '
+                        'exit without training (exit status 1 when something is wrong)')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -56,7 +62,6 @@ def build_cfg(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -67,12 +72,6 @@ def build_cfg(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-        if cfg.get('runner_type', 'Runner') == 'Runner':
-            cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg()
-        elif 'FSDP' in cfg.get('strategy', {}).get('type', ''):
-            cfg.strategy.setdefault('model_wrapper', {})['device_id'] = torch.device('cpu')
     return cfg
 
 
@@ -92,12 +91,17 @@ def main(argv=None):
     args = parse_args(argv)
     apply_mmengine_fixes()
     cfg = build_cfg(args)
-    if args.launcher != 'none':
-        backend = cfg.env_cfg.get('dist_cfg', {}).get('backend')
-        init_distributed(args.launcher, backend if torch.cuda.is_available() else 'gloo')
+    if args.check:
+        from mma.engine.preflight import preflight
+        ok, lines = preflight(cfg)
+        print(f'tools/train.py --check {args.config}\n' + '\n'.join(lines))
+        print('all checks passed' if ok else 'some checks FAILED (see above)')
+        raise SystemExit(0 if ok else 1)
+    setup_distributed(cfg, args.launcher)
     check_effective_batch(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    with explain_unknown_types():
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -10,9 +10,11 @@ default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-# Trainable-only checkpoints (frozen weights come from the model's own files) and per-rank,
-# per-iteration seeding (dropout differs between ranks; resume is bitwise reproducible).
-custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook')]
+# Trainable-only checkpoints (frozen weights come from the model's own files), per-rank,
+# per-iteration seeding (dropout differs between ranks; resume is bitwise reproducible), and a
+# check that the data pipeline's tokenizer has the LLM's vocabulary.
+custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook'),
+                dict(type='VocabCheckHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -4,7 +4,8 @@ from typing import List
 
 from mma.registry import DATASETS
 
-from .prompt_dataset import PromptDataset, instruction
+from .instruction import instruction
+from .prompt_dataset import PromptDataset
 
 CAPTION_PROMPT = instruction('Generate a short caption of the image.')
 
@@ -37,7 +38,7 @@ class COCOCaptionDataset(PromptDataset):
             if im['split'] not in splits:
                 continue
             caps = [s['raw'].strip() for s in im['sentences']]
-            base = dict(prompt=CAPTION_PROMPT, image=self.path(im['filepath'], im['filename']),
+            base = dict(prompt=CAPTION_PROMPT, img_path=self.path(im['filepath'], im['filename']),
                         data_sample=dict(image_id=im.get('cocoid', im.get('imgid')),
                                          captions=caps))
             if self.with_answer:

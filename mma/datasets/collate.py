@@ -18,9 +18,12 @@ def mma_collate(batch: Sequence[dict]) -> dict:
     batch (not to ``max_len``); ``images`` stacks the images of the image samples in batch order
     (None when there are none). Use as ``collate_fn=dict(type='mma_collate')``.
 
+    Samples scored by choice log-likelihood (TruthfulQA) carry ``choice_ids`` (one token-id list
+    per choice); the batch then holds them as ``inputs['choice_ids']``, a list per sample.
+
     Returns:
-        ``dict(inputs=dict(input_ids, labels, has_image, visual_pos, images, lengths),
-        data_samples=[meta, ...])``; ``labels`` is None for prediction batches.
+        ``dict(inputs=dict(input_ids, labels, has_image, visual_pos, images, lengths
+        [, choice_ids]), data_samples=[meta, ...])``; ``labels`` is None for prediction batches.
     """
     inputs = [b['inputs'] for b in batch]
     lengths = torch.tensor([len(x['input_ids']) for x in inputs], dtype=torch.long)
@@ -40,11 +43,15 @@ def mma_collate(batch: Sequence[dict]) -> dict:
     if any(im is None for im in images):
         raise ValueError('mma_collate: an image sample has no image (put LoadLaVINImage before '
                          'TokenizeForLaVIN in the pipeline)')
-    return dict(
-        inputs=dict(input_ids=ids, labels=labels, has_image=has_image,
-                    visual_pos=torch.tensor([int(x['visual_pos']) for x in inputs]),
-                    images=torch.stack(images) if images else None, lengths=lengths),
-        data_samples=[b['data_samples'] for b in batch])
+    out = dict(input_ids=ids, labels=labels, has_image=has_image,
+               visual_pos=torch.tensor([int(x['visual_pos']) for x in inputs]),
+               images=torch.stack(images) if images else None, lengths=lengths)
+    with_choices = [x.get('choice_ids') is not None for x in inputs]
+    if all(with_choices):
+        out['choice_ids'] = [x['choice_ids'] for x in inputs]
+    elif any(with_choices):
+        raise ValueError('mma_collate: a batch mixes samples with and without choice_ids')
+    return dict(inputs=out, data_samples=[b['data_samples'] for b in batch])
 
 
 FUNCTIONS.register_module(module=mma_collate)

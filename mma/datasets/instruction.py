@@ -18,6 +18,11 @@ from .base import LaVINDataset
 INSTRUCTION_TEMPLATE = 'Instruction: {}\nResponse:'
 
 
+def instruction(text: str) -> str:
+    """``text`` in the chatbot recipe's template."""
+    return INSTRUCTION_TEMPLATE.format(text)
+
+
 def _load_json(path: str):
     with open(path) as f:
         return json.load(f)
@@ -32,6 +37,9 @@ class _InstructionDataset(LaVINDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def _sample(self, qid: str, question: str, answer: str, img_path: Optional[str]) -> dict:
+        for what, text in (('question', question), ('answer', answer)):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f'{self.ann_file}: sample {qid} has an empty {what} ({text!r})')
         return dict(qid=qid, prompt=self.template.format(question.strip()), answer=answer.strip(),
                     img_path=img_path)
 

@@ -5,7 +5,8 @@ from typing import List, Optional, Sequence
 
 from mma.registry import DATASETS
 
-from .prompt_dataset import PromptDataset, instruction
+from .instruction import instruction
+from .prompt_dataset import PromptDataset
 
 IMAGE_EXTS = ('.jpg', '.png', '.jpeg')
 
@@ -48,7 +49,7 @@ class MMEDataset(PromptDataset):
                             continue
                         question, answer = line.rstrip('\n').split('\t')[:2]
                         records.append(dict(
-                            prompt=instruction(question.strip()), image=image,
+                            prompt=instruction(question.strip()), img_path=image,
                             data_sample=dict(category=cat, image=os.path.basename(image),
                                              question=question.strip(), answer=answer.strip())))
         return records

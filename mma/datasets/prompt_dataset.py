@@ -1,34 +1,19 @@
-"""A base for prompt datasets: items tokenised per the LaVIN data contract, images loaded."""
+"""A base for benchmark datasets (COCO captions, VQAv2, TruthfulQA, MME): records read from the
+benchmark's own files, turned into samples by the training pipeline's transforms
+(:class:`~mma.datasets.LoadLaVINImage`, :class:`~mma.datasets.TokenizeForLaVIN`) and batched by
+:func:`~mma.datasets.mma_collate`."""
 import os
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
-import torch
 from torch.utils.data import Dataset
 
-from mma.registry import TOKENIZERS
-
-from .eval_collate import encode_prompt
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the reference normalises with ImageNet statistics
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def load_image(path: str, size: int, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """RGB image -> (3, size, size): bicubic resize, then normalise."""
-    import torchvision.transforms.functional as TF
-    from PIL import Image
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    with Image.open(path) as img:
-        img = img.convert('RGB').resize((size, size), Image.BICUBIC)
-        return TF.normalize(TF.to_tensor(img), mean, std)
+from .transforms import LoadLaVINImage, TokenizeForLaVIN
 
 
 class PromptDataset(Dataset):
-    """Subclasses implement :meth:`load_records`: dicts with ``prompt``, ``image`` (path or None),
-    optionally ``answer`` (training target) and ``choices`` (scored continuations), and
-    ``data_sample`` (metadata for the metric).
+    """Subclasses implement :meth:`load_records`: dicts with ``prompt``, ``img_path`` (path or
+    None), optionally ``answer`` (training target) and ``choices`` (continuations scored by
+    log-likelihood), and ``data_sample`` (metadata for the metric).
 
     Args:
         data_root: Folder of the benchmark files.
@@ -36,16 +21,22 @@ class PromptDataset(Dataset):
         image_size: Side of the square input image.
         with_answer: Append the answer and EOS and emit labels (training).
         max_samples: Keep only the first N records (quick runs).
+        max_len: Positions limit passed to :class:`TokenizeForLaVIN` (None: no limit).
+        num_visual_tokens: Visual tokens per image (for ``max_len``).
     """
 
     def __init__(self, data_root: str, tokenizer: Union[dict, str, object], image_size: int = 224,
-                 with_answer: bool = False, max_samples: Optional[int] = None):
+                 with_answer: bool = False, max_samples: Optional[int] = None,
+                 max_len: Optional[int] = None, num_visual_tokens: int = 6):
         self.data_root = data_root
         if isinstance(tokenizer, str):
             tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer)
-        self.tokenizer = TOKENIZERS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
-        self.image_size = image_size
         self.with_answer = with_answer
+        self.load_image = LoadLaVINImage(size=image_size)
+        self.tokenize = TokenizeForLaVIN(tokenizer, max_len=max_len,
+                                         num_visual_tokens=num_visual_tokens,
+                                         with_answer=with_answer, meta_keys=())
+        self.tokenizer = self.tokenize.tokenizer
         self.records: List[dict] = self.load_records()
         if max_samples is not None:
             self.records = self.records[:max_samples]
@@ -61,17 +52,8 @@ class PromptDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         r = self.records[idx]
-        has_image = r.get('image') is not None
-        ids, vpos, labels = encode_prompt(self.tokenizer, r['prompt'], has_image,
-                                          r.get('answer') if self.with_answer else None)
-        item = dict(input_ids=ids, labels=labels, visual_pos=vpos, has_image=has_image,
-                    image=load_image(r['image'], self.image_size) if has_image else None,
-                    data_sample=dict(r['data_sample'], has_image=has_image, index=idx))
+        sample = self.tokenize(self.load_image(dict(r, qid=idx)))
+        sample['data_samples'].update(r['data_sample'], index=idx)
         if r.get('choices') is not None:
-            item['choice_ids'] = [self.tokenizer.encode(c) for c in r['choices']]
-        return item
-
-
-def instruction(text: str) -> str:
-    """The chatbot recipe's template."""
-    return f'Instruction: {text}\nResponse:'
+            sample['inputs']['choice_ids'] = [self.tokenizer.encode(c) for c in r['choices']]
+        return sample

@@ -39,7 +39,10 @@ class ScienceQADataset(LaVINDataset):
                  problems_file: str = 'problems.json', splits_file: str = 'pid_splits.json',
                  captions_file: str = 'captions.json', image_dir: str = 'images',
                  image_split: Optional[str] = None, **kwargs):
-        parse_format(prompt_format)
+        try:
+            parse_format(prompt_format)
+        except ValueError as err:
+            raise ValueError(f'ScienceQADataset(prompt_format=...): {err}') from None
         self.split, self.prompt_format = split, prompt_format
         self.options = tuple(options)
         self.use_caption = use_caption
@@ -50,22 +53,53 @@ class ScienceQADataset(LaVINDataset):
     def _path(self, name: str) -> str:
         return osp.join(self.data_root, name)
 
+    def _load_json(self, name: str, what: str):
+        path = self._path(name)
+        if not osp.isdir(self.data_root):
+            raise FileNotFoundError(f'ScienceQA data_root {self.data_root!r} does not exist; '
+                                    'expected a folder with problems.json, pid_splits.json and '
+                                    'images/{split}/{qid}/ (set train_dataloader.dataset.'
+                                    'data_root / test_dataloader.dataset.data_root)')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'ScienceQA {what} not found: {path} (expected in data_root '
+                                    f'{self.data_root})')
+        with open(path) as f:
+            try:
+                return json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f'{path} is not valid JSON: {err}') from None
+
+    def _check_problem(self, qid: str, p: dict) -> None:
+        where = f'{self._path(self.problems_file)}: problem {qid}'
+        if not str(p.get('question') or '').strip():
+            raise ValueError(f'{where} has an empty question')
+        choices = p.get('choices') or []
+        if not choices or any(not str(c).strip() for c in choices):
+            raise ValueError(f'{where} has an empty choice list or an empty choice: {choices!r}')
+        answer = p.get('answer')
+        if not isinstance(answer, int) or not 0 <= answer < len(choices):
+            raise ValueError(f'{where}: answer {answer!r} is not the index of one of its '
+                             f'{len(choices)} choices')
+
     def load_data_list(self) -> List[dict]:
-        with open(self._path(self.problems_file)) as f:
-            problems = json.load(f)
-        with open(self._path(self.splits_file)) as f:
-            splits = json.load(f)
+        problems = self._load_json(self.problems_file, 'problems file')
+        splits = self._load_json(self.splits_file, 'splits file')
         if self.split not in splits:
             raise KeyError(f'split {self.split!r} not in {self._path(self.splits_file)}; '
                            f'has {sorted(splits)}')
         captions = {}
         if self.use_caption:
-            with open(self._path(self.captions_file)) as f:
-                captions = json.load(f)['captions']
+            captions = self._load_json(self.captions_file, 'captions file')['captions']
+        absent = [str(q) for q in splits[self.split] if str(q) not in problems]
+        if absent:
+            raise KeyError(f'{len(absent)} qids of split {self.split!r} in '
+                           f'{self._path(self.splits_file)} are not in '
+                           f'{self._path(self.problems_file)}: {absent[:10]}')
         data_list = []
         for qid in splits[self.split]:
             qid = str(qid)
             p = problems[qid]
+            self._check_problem(qid, p)
             prompt, answer = build_prompt(p, self.prompt_format, self.options,
                                           captions.get(qid) if self.use_caption else None)
             img_path = None

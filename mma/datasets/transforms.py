@@ -5,6 +5,7 @@ absent or None for prediction), ``img_path`` (None for text-only samples) and me
 ``[LoadLaVINImage, TokenizeForLaVIN]`` turns it into ``dict(inputs=..., data_samples=...)`` for
 :func:`mma.datasets.mma_collate`.
 """
+import os
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -41,6 +42,25 @@ def to_rgb(img: Image.Image, background: Optional[Sequence[int]] = None) -> Imag
     return img.convert('RGB')
 
 
+def read_rgb(path: str, background: Optional[Sequence[int]] = None,
+             sample: Optional[str] = None) -> Image.Image:
+    """Open ``path`` fully (every pixel decoded) as 8-bit RGB (:func:`to_rgb`).
+
+    ``sample`` (a qid) is named in the errors: a missing file is a ``FileNotFoundError``, a file
+    PIL cannot decode (corrupt, truncated, not an image) a ``ValueError``; both name the file.
+    """
+    where = f' (sample {sample})' if sample is not None else ''
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}{where}')
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not as a half-grey picture
+            return to_rgb(img, background)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'cannot read image {path}{where}: corrupt or truncated '
+                         f'({type(err).__name__}: {err})') from None
+
+
 @TRANSFORMS.register_module()
 class LoadLaVINImage:
     """Read ``img_path`` as RGB, resize (bicubic) and normalise into ``image`` (3, S, S) float.
@@ -62,16 +82,21 @@ class LoadLaVINImage:
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.background = background
 
-    def load(self, path: str) -> torch.Tensor:
-        with Image.open(path) as img:
-            img = to_rgb(img, self.background)
+    def load(self, path: str, sample: Optional[str] = None) -> torch.Tensor:
+        """The image at ``path`` as a normalised (3, H, W) tensor.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: the file is not a readable image (corrupt or truncated).
+        """
+        img = read_rgb(path, self.background, sample)
         img = img.resize((self.size[1], self.size[0]), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
         return (x.float() / 255.0 - self.mean) / self.std  # (3, H, W)
 
     def __call__(self, results: dict) -> dict:
         path = results.get('img_path')
-        results['image'] = self.load(path) if path is not None else None
+        results['image'] = self.load(path, results.get('qid')) if path is not None else None
         return results
 
 
@@ -93,9 +118,12 @@ class TokenizeForLaVIN:
     not fit is skipped under either policy. The dataset applies the policy once, counts and
     warns (:meth:`measure`); see :class:`~mma.datasets.LaVINDataset`.
 
+    This transform is the one place that defines the text layout of a sample (training,
+    evaluation and chat all use it).
+
     Args:
         tokenizer: A tokenizer object or its ``TOKENIZERS`` config.
-        max_len: Maximum positions the model sees (512 in LaVIN).
+        max_len: Maximum positions the model sees (512 in LaVIN); None for no limit.
         num_visual_tokens: k (6 for LaVIN's ViT-L/14).
         overlong: ``'truncate_prompt'`` or ``'skip'``.
         image_prefix, text_prefix: The ``"Image: "`` / ``"Image: N/A"`` prefixes.
@@ -103,7 +131,7 @@ class TokenizeForLaVIN:
         meta_keys: Sample keys copied into ``data_samples``.
     """
 
-    def __init__(self, tokenizer, max_len: int = 512, num_visual_tokens: int = 6,
+    def __init__(self, tokenizer, max_len: Optional[int] = 512, num_visual_tokens: int = 6,
                  overlong: str = 'truncate_prompt', image_prefix: str = 'Image: ',
                  text_prefix: str = 'Image: N/A', with_answer: bool = True,
                  meta_keys: Sequence[str] = ('qid', 'answer_idx', 'choices', 'options',
@@ -123,9 +151,17 @@ class TokenizeForLaVIN:
 
     def _pieces(self, results: dict) -> Tuple[List[int], List[int], List[int], bool]:
         has_image = results.get('img_path') is not None
+        qid = results.get('qid', '?')
+        if not (results.get('prompt') or '').strip():
+            raise ValueError(f'sample {qid}: empty prompt (question)')
         prompt = self.tokenizer.encode(results['prompt'])
-        answer = results.get('answer') if self.with_answer else None
-        ans = [] if answer is None else self.tokenizer.encode(answer) + [self.tokenizer.eos_id]
+        ans = []
+        if self.with_answer:
+            answer = results.get('answer')
+            if not isinstance(answer, str) or not answer.strip():
+                raise ValueError(f'sample {qid}: empty answer {answer!r}; training needs a target '
+                                 'text (use with_answer=False for prediction)')
+            ans = self.tokenizer.encode(answer) + [self.tokenizer.eos_id]
         return self._prefix_ids[has_image], prompt, ans, has_image
 
     def measure(self, results: dict) -> Tuple[int, int, int]:
@@ -133,7 +169,7 @@ class TokenizeForLaVIN:
         even an empty prompt does not fit (or the policy is ``'skip'`` and it is over-long)."""
         prefix, prompt, ans, has_image = self._pieces(results)
         total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + self.num_visual_tokens * has_image
-        excess = total - self.max_len
+        excess = total - self.max_len if self.max_len is not None else 0
         if excess <= 0:
             return total, 0, len(ans)
         if self.overlong == 'skip' or excess > len(prompt):

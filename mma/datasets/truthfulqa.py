@@ -4,7 +4,8 @@ from typing import List
 
 from mma.registry import DATASETS
 
-from .prompt_dataset import PromptDataset, instruction
+from .instruction import instruction
+from .prompt_dataset import PromptDataset
 
 
 def _targets(t) -> tuple:
@@ -37,7 +38,7 @@ class TruthfulQADataset(PromptDataset):
             c2, l2 = _targets(r['mc2_targets'])
             choices = list(dict.fromkeys(c1 + c2))
             records.append(dict(
-                prompt=instruction(r['question']), image=None, choices=choices,
+                prompt=instruction(r['question']), img_path=None, choices=choices,
                 data_sample=dict(question=r['question'], mc1_index=[choices.index(c) for c in c1],
                                  mc1_labels=l1, mc2_index=[choices.index(c) for c in c2],
                                  mc2_labels=l2)))

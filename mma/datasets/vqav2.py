@@ -6,7 +6,8 @@ from typing import List, Optional
 
 from mma.registry import DATASETS
 
-from .prompt_dataset import PromptDataset, instruction
+from .instruction import instruction
+from .prompt_dataset import PromptDataset
 
 SHORT_ANSWER = 'Answer the question using a single word or phrase.'
 
@@ -51,7 +52,7 @@ class VQAv2Dataset(PromptDataset):
                 Counter(answers).most_common(1)[0][0] if answers else None)
             records.append(dict(
                 prompt=instruction(f"{q['question']} {SHORT_ANSWER}"), answer=target,
-                image=self.path(self.image_dir, f"COCO_{prefix}_{q['image_id']:012d}.jpg"),
+                img_path=self.path(self.image_dir, f"COCO_{prefix}_{q['image_id']:012d}.jpg"),
                 data_sample=dict(question_id=q['question_id'], question=q['question'],
                                  answers=answers, answer_type=a.get('answer_type'))))
         return records

@@ -79,6 +79,27 @@ def cpu_ddp_wrapper_cfg() -> dict:
                 find_unused_parameters=True)
 
 
+def setup_distributed(cfg, launcher: str) -> None:
+    """Fix 2 for a tool (train, test): start the process group for ``launcher`` and make ``cfg``
+    wrap the model for it. Without CUDA: gloo, DDP with ``device_ids=None``
+    (:func:`cpu_ddp_wrapper_cfg`) for the ``Runner``, FSDP on the CPU device for an FSDP
+    strategy. Nothing happens for ``launcher='none'``."""
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    backend = None
+    if not torch.cuda.is_available():
+        backend = 'gloo'
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
+        if cfg.get('runner_type', 'Runner') == 'Runner':
+            cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg()
+        elif 'FSDP' in cfg.get('strategy', {}).get('type', ''):
+            cfg.strategy.setdefault('model_wrapper', {})['device_id'] = torch.device('cpu')
+    else:
+        backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    init_distributed(launcher, backend)
+
+
 @STRATEGIES.register_module()
 class CompatFSDPStrategy(FSDPStrategy):
     """mmengine's ``FSDPStrategy`` with fix 3: keyword ``optim_state_dict_to_load``, and the model

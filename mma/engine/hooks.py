@@ -1,6 +1,6 @@
 """Hooks: trainable-only checkpoints and per-iteration seeding."""
 import re
-from typing import Dict, Set
+from typing import Set
 
 import torch
 from mmengine.dist import get_rank
@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mma.adapters.utils import is_trainable
+from mma.models.adapter_checkpoint import check_adapter_keys
 from mma.registry import HOOKS
 
 _WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
@@ -29,19 +30,6 @@ def trainable_keys(model) -> Set[str]:
     return {n for n in names if is_trainable(n)}
 
 
-def check_trainable_state_dict(state_dict: Dict[str, torch.Tensor], expected: Set[str]) -> None:
-    """Raise unless ``state_dict`` holds exactly the trainable tensors ``expected``."""
-    unexpected = sorted(set(state_dict) - expected)
-    missing = sorted(expected - set(state_dict))
-    if unexpected or missing:
-        frozen = [k for k in unexpected if not is_trainable(k)]
-        raise KeyError(
-            'checkpoint does not match the model\'s trainable tensors: '
-            f'{len(unexpected)} unexpected (e.g. {unexpected[:3]}; {len(frozen)} of them frozen '
-            'or unknown: mma checkpoints hold trainable tensors only, base weights come from the '
-            f'model\'s own files), {len(missing)} missing (e.g. {missing[:3]})')
-
-
 @HOOKS.register_module()
 class TrainableCheckpointHook(Hook):
     """Save only the trainable tensors; load them back over the model's own frozen weights.
@@ -60,7 +48,7 @@ class TrainableCheckpointHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         sd = {re.sub(r'^module\.', '', k): v for k, v in checkpoint['state_dict'].items()}
-        check_trainable_state_dict(sd, trainable_keys(runner.model))
+        check_adapter_keys(sd, trainable_keys(runner.model), 'checkpoint')
         if not _is_fsdp(runner.model):
             # mmengine's loader warns about every missing key; give it the frozen tensors the
             # model already holds (copying a tensor onto itself is a no-op).
@@ -86,3 +74,25 @@ class PerIterationSeedHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         base = self.seed if self.seed is not None else (runner.seed or 0)
         torch.manual_seed((base * 1_000_003 + get_rank() * 7_919 + runner.iter) % (2**63))
+
+
+@HOOKS.register_module()
+class VocabCheckHook(Hook):
+    """Before training or testing, check that the tokenizer of every data pipeline has the LLM's
+    vocabulary (a ``ValueError`` naming both otherwise): token ids of another vocabulary index
+    other rows of the embedding table and train or evaluate silently wrong."""
+
+    priority = 'VERY_HIGH'
+
+    def _check(self, runner, loop, name: str) -> None:
+        from mma.datasets.validate import check_dataset_vocab
+        llm = getattr(_unwrap(runner.model), 'llm', None)
+        dataloader = getattr(loop, 'dataloader', None)
+        if llm is not None and dataloader is not None:
+            check_dataset_vocab(dataloader.dataset, llm.args.vocab_size, name)
+
+    def before_train(self, runner) -> None:
+        self._check(runner, runner.train_loop, 'train_dataloader.dataset')
+
+    def before_test(self, runner) -> None:
+        self._check(runner, runner.test_loop, 'test_dataloader.dataset')

@@ -4,9 +4,11 @@ A NaN/inf loss on any rank makes the (averaged) gradients non-finite on every ra
 skipped everywhere (the decision is all-reduced, so sharded FSDP gradients agree too), the
 gradients are cleared, and ``train/nonfinite_steps`` in the log counts the skipped steps. With a
 loss scaler (AMP) the scaler already skips such steps; the wrapper counts them from its scale drop.
+When ``max_consecutive_nonfinite`` steps in a row are skipped, training stops with
+:class:`NonFiniteLossError` instead of running on without learning.
 """
 import logging
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
@@ -27,22 +29,47 @@ def grads_finite(params) -> bool:
     return bool(ok)
 
 
+class NonFiniteLossError(RuntimeError):
+    """Too many optimiser steps in a row had non-finite gradients."""
+
+
 class _NonFiniteCounter:
-    nonfinite_steps = 0
+    """Counts skipped steps; stops training after ``max_consecutive_nonfinite`` in a row
+    (0 or None: never)."""
+
+    def __init__(self, *args, max_consecutive_nonfinite: Optional[int] = 20, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_consecutive_nonfinite = max_consecutive_nonfinite
+        self.nonfinite_steps = 0
+        self.consecutive_nonfinite = 0
 
     def _count_skip(self) -> None:
         self.nonfinite_steps += 1
-        MessageHub.get_current_instance().update_scalar('train/nonfinite_steps',
-                                                         self.nonfinite_steps)
+        self.consecutive_nonfinite += 1
+        hub = MessageHub.get_current_instance()
+        hub.update_scalar('train/nonfinite_steps', self.nonfinite_steps)
+        k = self.max_consecutive_nonfinite
+        if k and self.consecutive_nonfinite >= k:
+            raise NonFiniteLossError(
+                f'training stopped at iteration {hub.get_info("iter", "?")}: the last '
+                f'{self.consecutive_nonfinite} optimizer steps all had non-finite gradients '
+                f'(NaN/inf loss; {self.nonfinite_steps} skipped in total). Check the data and '
+                'the learning rate, or raise optim_wrapper.max_consecutive_nonfinite '
+                f'(now {k})')
+
+    def _count_step(self) -> None:
+        self.consecutive_nonfinite = 0
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         state['nonfinite_steps'] = self.nonfinite_steps
+        state['consecutive_nonfinite'] = self.consecutive_nonfinite
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
         self.nonfinite_steps = int(state_dict.pop('nonfinite_steps', 0))
+        self.consecutive_nonfinite = int(state_dict.pop('consecutive_nonfinite', 0))
         super().load_state_dict(state_dict)
 
     def _params(self):
@@ -51,24 +78,34 @@ class _NonFiniteCounter:
 
 @OPTIM_WRAPPERS.register_module()
 class SkipNonFiniteOptimWrapper(_NonFiniteCounter, OptimWrapper):
-    """``OptimWrapper`` that skips (and counts) steps whose gradients are not finite."""
+    """``OptimWrapper`` that skips (and counts) steps whose gradients are not finite.
+
+    Args:
+        max_consecutive_nonfinite: Stop training (:class:`NonFiniteLossError`) after this many
+            skipped steps in a row (default 20; 0 or None: never).
+        *args, **kwargs: As mmengine's ``OptimWrapper``.
+    """
 
     def step(self, **kwargs) -> None:
         if not grads_finite(self._params()):
             self._count_skip()
             return
+        self._count_step()
         super().step(**kwargs)
 
 
 @OPTIM_WRAPPERS.register_module()
 class SkipNonFiniteAmpOptimWrapper(_NonFiniteCounter, AmpOptimWrapper):
-    """``AmpOptimWrapper`` (bf16 or fp16 with dynamic loss scaling) counting skipped steps."""
+    """``AmpOptimWrapper`` (bf16 or fp16 with dynamic loss scaling) counting skipped steps;
+    ``max_consecutive_nonfinite`` as :class:`SkipNonFiniteOptimWrapper`."""
 
     def step(self, **kwargs) -> None:
         before = self.loss_scaler.get_scale()
         super().step(**kwargs)
         if self.loss_scaler.get_scale() < before:
             self._count_skip()
+        else:
+            self._count_step()
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()

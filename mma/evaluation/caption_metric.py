@@ -8,17 +8,16 @@ length penalty sigma 6, x10). pycocoevalcap tokenises with Stanford's Java PTBTo
 ``n't``/``'s`` split off, the punctuation tokens pycocoevalcap removes dropped), so no Java is
 needed. Scores are reported x100 as in papers.
 """
-import json
 import math
-import os
 import re
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mma.registry import METRICS
+
+from .base import PredictionFileMetric
 
 _TOKEN = re.compile(r"n't|'[a-z]+|[a-z0-9]+(?:[.,][0-9]+)*(?=n't)|[a-z0-9]+(?:[.,][0-9]+)*|\S")
 PUNCTUATIONS = {"''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!', ',',
@@ -101,18 +100,13 @@ def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4,
 
 
 @METRICS.register_module()
-class COCOCaptionMetric(BaseMetric):
+class COCOCaptionMetric(PredictionFileMetric):
     """BLEU-4 and CIDEr (x100) of generated captions (``pred_text``) against ``captions``.
 
     Args:
         prediction_file: Where to write ``[{"image_id", "caption"}]`` (the COCO results format).
     """
     default_prefix = 'coco'
-
-    def __init__(self, prediction_file: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.prediction_file = prediction_file
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
@@ -125,10 +119,8 @@ class COCOCaptionMetric(BaseMetric):
         b = bleu(hyps, refs)
         metrics = {f'BLEU-{k + 1}': 100.0 * b[k] for k in range(4)}
         metrics['CIDEr'] = 100.0 * cider_d(hyps, refs)[0]
-        if self.prediction_file:
-            os.makedirs(os.path.dirname(os.path.abspath(self.prediction_file)), exist_ok=True)
-            with open(self.prediction_file, 'w') as f:
-                json.dump([dict(image_id=r['image_id'], caption=r['caption']) for r in results], f)
+        self.write_predictions([dict(image_id=r['image_id'], caption=r['caption'])
+                                for r in results])
         MMLogger.get_current_instance().info(
             'COCO caption: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
         return metrics

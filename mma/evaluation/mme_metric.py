@@ -1,13 +1,12 @@
 """MME: yes/no accuracy and accuracy+ per subtask, perception and cognition totals."""
-import json
-import os
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mma.registry import METRICS
+
+from .base import PredictionFileMetric
 
 PERCEPTION = ('existence', 'count', 'position', 'color', 'posters', 'celebrity', 'scene',
               'landmark', 'artwork', 'OCR')
@@ -47,7 +46,7 @@ def mme_scores(results: List[dict]) -> Dict[str, float]:
 
 
 @METRICS.register_module()
-class MMEMetric(BaseMetric):
+class MMEMetric(PredictionFileMetric):
     """MME (the 14 subtasks; perception max 2000, cognition max 800).
 
     Data samples carry ``category`` (subtask), ``image`` (file name; its two questions form a
@@ -58,11 +57,6 @@ class MMEMetric(BaseMetric):
     """
     default_prefix = 'mme'
 
-    def __init__(self, prediction_file: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.prediction_file = prediction_file
-
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             pred = parse_yes_no(s['pred_text'])
@@ -72,10 +66,7 @@ class MMEMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         metrics = mme_scores(results)
-        if self.prediction_file:
-            os.makedirs(os.path.dirname(os.path.abspath(self.prediction_file)), exist_ok=True)
-            with open(self.prediction_file, 'w') as f:
-                json.dump(results, f, indent=1)
+        self.write_predictions(results, indent=1)
         MMLogger.get_current_instance().info(f'MME: perception {metrics["perception"]:.2f}, '
                                              f'cognition {metrics["cognition"]:.2f}')
         return metrics

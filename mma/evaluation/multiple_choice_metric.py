@@ -1,13 +1,12 @@
 """TruthfulQA multiple choice (MC1 / MC2) from the log-likelihoods of the answer choices."""
-import json
 import math
-import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mma.registry import METRICS
+
+from .base import PredictionFileMetric
 
 
 def mc1(scores: Sequence[float], labels: Sequence[int]) -> float:
@@ -25,7 +24,7 @@ def mc2(scores: Sequence[float], labels: Sequence[int]) -> float:
 
 
 @METRICS.register_module()
-class TruthfulQAMetric(BaseMetric):
+class TruthfulQAMetric(PredictionFileMetric):
     """MC1 and MC2 accuracy (%) of TruthfulQA's multiple-choice task.
 
     The model scores every choice of a question (``choice_logliks``: summed log-probability of
@@ -38,11 +37,6 @@ class TruthfulQAMetric(BaseMetric):
     """
     default_prefix = 'truthfulqa'
 
-    def __init__(self, prediction_file: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.prediction_file = prediction_file
-
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             ll = s['choice_logliks']
@@ -54,10 +48,7 @@ class TruthfulQAMetric(BaseMetric):
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         metrics = dict(MC1=100.0 * sum(r['mc1'] for r in results) / len(results),
                        MC2=100.0 * sum(r['mc2'] for r in results) / len(results))
-        if self.prediction_file:
-            os.makedirs(os.path.dirname(os.path.abspath(self.prediction_file)), exist_ok=True)
-            with open(self.prediction_file, 'w') as f:
-                json.dump(results, f, indent=1)
+        self.write_predictions(results, indent=1)
         MMLogger.get_current_instance().info(f'TruthfulQA: MC1 {metrics["MC1"]:.2f}, '
                                              f'MC2 {metrics["MC2"]:.2f}')
         return metrics

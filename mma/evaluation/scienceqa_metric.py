@@ -1,13 +1,12 @@
 """ScienceQA accuracy with the official breakdown (subject, context, grade)."""
-import json
-import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mma.registry import METRICS
+
+from .base import PredictionFileMetric
 
 #: The reference answer pattern; ``.`` matches any character, as in the reference.
 ANSWER_RE = re.compile(r'The answer is ([A-Z]).')
@@ -31,8 +30,7 @@ def parse_answer(text: str, num_choices: int) -> int:
 
 def buckets(sample: dict) -> List[str]:
     """The table columns a question counts in (TXT and IMG overlap, as the official script)."""
-    has_text = bool(sample.get('has_context', sample.get('has_hint', bool(sample.get('hint')))))
-    has_image = bool(sample.get('has_image'))
+    has_text, has_image = bool(sample['has_hint']), bool(sample['has_image'])
     cols = ['Avg']
     if sample.get('subject') in SUBJECTS:
         cols.append(SUBJECTS[sample['subject']])
@@ -46,13 +44,13 @@ def buckets(sample: dict) -> List[str]:
 
 
 @METRICS.register_module()
-class ScienceQAMetric(BaseMetric):
+class ScienceQAMetric(PredictionFileMetric):
     """Accuracy (%) overall and per NAT/SOC/LAN, TXT/IMG/NO, G1-6/G7-12.
 
-    Each data sample returned by the model carries ``qid``, ``answer`` or ``answer_idx`` (gold
-    index), ``choices``, ``subject``, ``grade``, ``has_image``, ``has_context`` (or ``has_hint``
-    / ``hint``: TXT) and the
-    prediction ``pred_text``. Unparseable predictions are scored **wrong** (deterministic) and
+    Each data sample returned by the model carries the fields of a
+    :class:`~mma.datasets.ScienceQADataset` sample (``qid``, ``answer_idx``: the gold index,
+    ``choices``, ``subject``, ``grade``, ``has_hint``: TXT) plus ``has_image`` and the prediction
+    ``pred_text``. Unparseable predictions are scored **wrong** (deterministic) and
     counted in ``unparseable``. ``mean_generated`` is the mean number of decoded tokens.
 
     Args:
@@ -60,16 +58,11 @@ class ScienceQAMetric(BaseMetric):
     """
     default_prefix = 'sqa'
 
-    def __init__(self, prediction_file: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.prediction_file = prediction_file
-
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             choices = list(s.get('choices', []))
             pred = parse_answer(s['pred_text'], len(choices))
-            gold = int(s['answer_idx'] if 'answer_idx' in s else s['answer'])
+            gold = int(s['answer_idx'])
             self.results.append(dict(
                 qid=s.get('qid'), pred_text=s['pred_text'], pred=pred, answer=gold,
                 correct=pred == gold, buckets=buckets(s),
@@ -77,11 +70,7 @@ class ScienceQAMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         metrics = scienceqa_table(results)
-        if self.prediction_file:
-            d = os.path.dirname(os.path.abspath(self.prediction_file))
-            os.makedirs(d, exist_ok=True)
-            with open(self.prediction_file, 'w') as f:
-                json.dump(dict(metrics=metrics, predictions=results), f, indent=1)
+        self.write_predictions(dict(metrics=metrics, predictions=results), indent=1)
         MMLogger.get_current_instance().info('ScienceQA\n' + format_table(metrics))
         return metrics
 

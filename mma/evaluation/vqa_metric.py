@@ -1,13 +1,12 @@
 """VQAv2 accuracy with the official answer normalisation (VQA API ``vqaEval.py``)."""
-import json
-import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mma.registry import METRICS
+
+from .base import PredictionFileMetric
 
 # The official table of contractions written without apostrophes (key -> value), quirks kept
 # (e.g. "somebody'd" -> "somebodyd"). Stored as "key=value" pairs.
@@ -91,7 +90,7 @@ def vqa_accuracy(pred: str, gt_answers: Sequence[str]) -> float:
 
 
 @METRICS.register_module()
-class VQAv2Metric(BaseMetric):
+class VQAv2Metric(PredictionFileMetric):
     """VQAv2 accuracy (%) overall and per answer type (``yes/no``, ``number``, ``other``).
 
     Data samples carry ``question_id``, ``answers`` (the human answers), ``answer_type`` and the
@@ -102,11 +101,6 @@ class VQAv2Metric(BaseMetric):
     """
     default_prefix = 'vqav2'
 
-    def __init__(self, prediction_file: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.prediction_file = prediction_file
-
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             answers = s.get('answers')
@@ -115,11 +109,8 @@ class VQAv2Metric(BaseMetric):
                                      answer_type=s.get('answer_type'), accuracy=acc))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        if self.prediction_file:
-            os.makedirs(os.path.dirname(os.path.abspath(self.prediction_file)), exist_ok=True)
-            with open(self.prediction_file, 'w') as f:
-                json.dump([dict(question_id=r['question_id'], answer=r['answer'])
-                           for r in results], f)
+        self.write_predictions([dict(question_id=r['question_id'], answer=r['answer'])
+                           for r in results])
         scored = [r for r in results if r['accuracy'] is not None]
         if not scored:
             return {}

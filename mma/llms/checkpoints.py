@@ -130,6 +130,13 @@ def meta_shards(path: str) -> List[str]:
     shards = sorted(glob.glob(os.path.join(path, 'consolidated.*.pth')))
     if not shards:
         raise FileNotFoundError(f'no consolidated.NN.pth shards in Meta LLaMA folder {path}')
+    found = {int(m.group(1)) for m in (re.fullmatch(r'consolidated\.(\d+)\.pth',
+                                                    os.path.basename(f)) for f in shards) if m}
+    gaps = sorted(set(range(max(found) + 1)) - found) if found else []
+    if gaps:
+        raise FileNotFoundError(f'{path}: shard consolidated.{gaps[0]:02d}.pth is missing (Meta '
+                                f'LLaMA shards are numbered from 00; found '
+                                f'{[os.path.basename(f) for f in shards]})')
     return shards
 
 
@@ -334,12 +341,21 @@ def checkpoint_vocab_size(path: str) -> int:
         return json.load(f)['vocab_size']
 
 
-def check_tokenizer_vocab(tokenizer_path: str, vocab_size: int, what: str) -> None:
-    """Raise when a SentencePiece model's vocabulary differs from ``vocab_size`` rows."""
-    from .tokenizer import SentencePieceTokenizer
-    n = SentencePieceTokenizer(tokenizer_path).vocab_size
+def check_tokenizer_vocab(tokenizer, vocab_size: int, what: str) -> None:
+    """Raise when a tokenizer's vocabulary differs from ``vocab_size`` rows.
+
+    Args:
+        tokenizer: A SentencePiece ``tokenizer.model`` path or a tokenizer object.
+        vocab_size: Rows of the LLM's embedding table.
+        what: Names the weights in the message (``'checkpoint PATH'``, ``'model.llm'``).
+    """
+    if isinstance(tokenizer, str):
+        from .tokenizer import SentencePieceTokenizer
+        tokenizer = SentencePieceTokenizer(tokenizer)
+    n = tokenizer.vocab_size
     if n != vocab_size:
-        raise ValueError(f'tokenizer {tokenizer_path} has {n} pieces but {what} has '
+        name = getattr(tokenizer, 'model_path', type(tokenizer).__name__)
+        raise ValueError(f'tokenizer {name} has {n} pieces but {what} has '
                          f'vocab_size {vocab_size}: use the tokenizer.model that ships with '
                          'these weights')
 
@@ -382,8 +398,12 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
                 raise ValueError(f'{path}: {key} has {t.shape[0]} vocabulary rows but the model '
                                  f'has vocab_size {own[key].shape[0]}; set vocab_size to match '
                                  'the checkpoint and its tokenizer')
+            hint = ''
+            if fmt == 'meta':
+                hint = (f' ({len(meta_shards(path))} consolidated.NN.pth shards found: a shard '
+                        'missing, or the folder of another model size?)')
             raise ValueError(f'{path}: shape mismatch for {key}: checkpoint {tuple(t.shape)} vs '
-                             f'model {tuple(own[key].shape)}')
+                             f'model {tuple(own[key].shape)}{hint}')
         seen.add(key)
         p = own[key]
         if p.is_meta or p.dtype != t.dtype:

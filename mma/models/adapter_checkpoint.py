@@ -26,7 +26,7 @@ import os
 import pickle
 import re
 import warnings
-from typing import Dict, Union
+from typing import Dict, Iterable, Optional, Set, Union
 
 import torch
 from torch import Tensor, nn
@@ -134,9 +134,39 @@ def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
     return sd
 
 
+def check_adapter_keys(keys: Iterable[str], trainable: Set[str], where: str = 'checkpoint',
+                       frozen: Optional[Set[str]] = None) -> None:
+    """Raise a ``KeyError`` unless ``keys`` hold every trainable tensor of a model and nothing
+    the model lacks; the message lists the offending keys (a checkpoint of another config:
+    different adapter placement, ViT adapters or sizes).
+
+    Args:
+        keys: Tensor names of the checkpoint.
+        trainable: The model's trainable tensor names (what mma checkpoints hold).
+        where: Names the checkpoint in the message.
+        frozen: The model's frozen tensor names, which the file may also hold (a full state
+            dict; they are ignored). None: any key outside ``trainable`` is an error.
+    """
+    keys = set(keys)
+    unexpected = sorted(keys - trainable - (frozen or set()))
+    missing = sorted(trainable - keys)
+    if not (unexpected or missing):
+        return
+    parts = []
+    if unexpected:
+        not_adapters = [k for k in unexpected if not is_trainable(k)]
+        parts.append(f'{len(unexpected)} unexpected keys that are no trainable tensor of the '
+                     f'model ({len(not_adapters)} of them frozen or base weights: mma checkpoints '
+                     'hold trainable tensors only, base weights come from the model\'s own '
+                     f'files; a checkpoint of another config?): {unexpected[:10]}')
+    if missing:
+        parts.append(f'{len(missing)} missing adapter tensors of the model: {missing[:10]}')
+    raise KeyError(f'{where} does not match the model: ' + '; '.join(parts))
+
+
 @torch.no_grad()
 def load_adapter_checkpoint(model: nn.Module, checkpoint: Union[str, Dict[str, Tensor]]) -> None:
-    """Load adapter tensors into ``model`` strictly.
+    """Load adapter tensors into ``model`` strictly (:func:`check_adapter_keys`).
 
     Every trainable tensor of the model must be present with its shape; keys the model does not
     have are an error (listed); frozen base weights in the file (a full mmengine state dict) are
@@ -145,15 +175,8 @@ def load_adapter_checkpoint(model: nn.Module, checkpoint: Union[str, Dict[str, T
     where = checkpoint if isinstance(checkpoint, str) else 'adapter state dict'
     sd = read_adapter_state_dict(checkpoint) if isinstance(checkpoint, str) else dict(checkpoint)
     own = model.state_dict()
-    unknown = sorted(k for k in sd if k not in own)
-    if unknown:
-        raise KeyError(f'{where}: {len(unknown)} keys do not exist in the model (adapter '
-                       f'placement, ViT adapters or size differ?): {unknown[:10]}')
     wanted = {k for k in own if is_trainable(k)}
-    missing = sorted(wanted - set(sd))
-    if missing:
-        raise KeyError(f'{where}: lacks {len(missing)} adapter tensors of the model: '
-                       f'{missing[:10]}')
+    check_adapter_keys(sd, wanted, where, frozen=set(own) - wanted)
     bad = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
            for k in sorted(wanted) if tuple(sd[k].shape) != tuple(own[k].shape)]
     if bad:

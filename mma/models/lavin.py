@@ -312,12 +312,20 @@ class LaVIN(BaseModel):
     def init_weights(self) -> None:
         """Load the base weights from the files named in the config (LLM, CLIP), then the
         adapter weights of ``adapter_checkpoint`` if set. A model built on the meta device
-        skips mmengine's ``init_cfg`` pass (it reads every parameter) and is filled by the files."""
+        skips mmengine's ``init_cfg`` pass (it reads every parameter) and is filled by the files.
+
+        A configured :attr:`tokenizer` must match the LLM's vocabulary (``ValueError`` naming
+        both otherwise): ids of another vocabulary would silently mean other tokens.
+        """
         if not any(p.is_meta for p in self.parameters()):
             super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
+        if self._tokenizer is not None:
+            from mma.llms.checkpoints import check_tokenizer_vocab
+            check_tokenizer_vocab(self.tokenizer, self.llm.args.vocab_size,
+                                  'model.llm (the LLM weights)')
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
             load_adapter_checkpoint(self, self.adapter_checkpoint)

@@ -5,8 +5,8 @@ import math
 import torch
 from PIL import Image
 
-from mma.datasets import (COCOCaptionDataset, MMEDataset, ScienceQAEvalDataset,
-                          TruthfulQADataset, VQAv2Dataset, collate_prompts)
+from mma.datasets import (COCOCaptionDataset, MMEDataset, ScienceQADataset, TruthfulQADataset,
+                          VQAv2Dataset, mma_collate)
 
 
 def img(path):
@@ -14,20 +14,31 @@ def img(path):
     Image.new('RGB', (40, 30), (200, 10, 10)).save(path)
 
 
-def test_scienceqa_eval(tokenizer, sqa_root):
-    ds = ScienceQAEvalDataset(str(sqa_root), tokenizer, split='test', image_size=32)
+def predict_pipeline(tokenizer):
+    return [dict(type='LoadLaVINImage', size=32),
+            dict(type='TokenizeForLaVIN', tokenizer=tokenizer, num_visual_tokens=2,
+                 with_answer=False)]
+
+
+def test_scienceqa_evaluation_uses_the_training_dataset(tokenizer, sqa_root):
+    ds = ScienceQADataset(str(sqa_root), split='test', prompt_format='QCM-ALE', test_mode=True,
+                          pipeline=predict_pipeline(tokenizer))
     assert len(ds) == 12
-    r = ds.records[0]
-    assert r['prompt'].startswith('Question: which animal can fly\nContext: the sun is red\n'
-                                  'Options: (A) cat (B) dog\nResponse:')
-    assert ds.records[1]['prompt'].split('\n')[1] == 'Context: N/A'
-    b = collate_prompts([ds[0], ds[1]])
+    assert ds.get_data_info(0)['prompt'] == ('Question: which animal can fly\nContext: the sun '
+                                             'is red\nOptions: (A) cat (B) dog\nResponse:')
+    assert ds.get_data_info(1)['prompt'].split('\n')[1] == 'Context: N/A'
+    b = mma_collate([ds[0], ds[1]])
     prefix = tokenizer.encode('Image: ')
-    assert b['inputs']['input_ids'][0, :1 + len(prefix)].tolist() == [tokenizer.bos_id] + prefix
+    prompt = tokenizer.encode(ds.get_data_info(0)['prompt'])
+    # the text stops after "Response:" (no answer, no labels)
+    n = int(b['inputs']['lengths'][0])
+    assert b['inputs']['input_ids'][0, :n].tolist() == [tokenizer.bos_id] + prefix + prompt
+    assert b['inputs']['labels'] is None
     assert b['inputs']['visual_pos'][0] == 1 + len(prefix)
     assert b['inputs']['images'].shape == (1, 3, 32, 32)
     assert b['inputs']['has_image'].tolist() == [True, False]
-    assert b['data_samples'][0]['has_context'] and not b['data_samples'][1]['has_context']
+    s0, s1 = b['data_samples']
+    assert s0['has_hint'] and not s1['has_hint'] and (s0['answer_idx'], s1['answer_idx']) == (0, 1)
 
 
 def test_coco_caption(tmp_path, tokenizer):
@@ -39,13 +50,13 @@ def test_coco_caption(tmp_path, tokenizer):
     img(tmp_path / 'val2014' / 'a.jpg')
     img(tmp_path / 'train2014' / 'b.jpg')
     test = COCOCaptionDataset(str(tmp_path), tokenizer, split='test', image_size=32)
-    assert len(test) == 1 and test[0]['data_sample']['captions'] == ['A red square.', 'a red box']
+    assert len(test) == 1 and test[0]['data_samples']['captions'] == ['A red square.', 'a red box']
     train = COCOCaptionDataset(str(tmp_path), tokenizer, split='train', with_answer=True,
                                image_size=32)
     assert len(train) == 2  # restval counts as train, one item per caption
-    it = train[0]
+    it = train[0]['inputs']
     ans = tokenizer.encode('x') + [tokenizer.eos_id]
-    assert it['input_ids'][-len(ans):] == ans and it['labels'][-len(ans):] == ans
+    assert it['input_ids'][-len(ans):].tolist() == ans and it['labels'][-len(ans):].tolist() == ans
     assert all(l == -100 for l in it['labels'][:-len(ans)])
 
 
@@ -59,7 +70,8 @@ def test_vqav2(tmp_path, tokenizer):
     img(tmp_path / 'val2014' / 'COCO_val2014_000000000005.jpg')
     ds = VQAv2Dataset(str(tmp_path), tokenizer, split='val', image_size=32)
     s = ds[0]
-    assert s['data_sample']['answers'] == ['red'] * 10 and s['image'].shape == (3, 32, 32)
+    assert s['data_samples']['answers'] == ['red'] * 10
+    assert s['inputs']['image'].shape == (3, 32, 32)
     assert ds.records[0]['prompt'].startswith('Instruction: What color? Answer the question')
 
 
@@ -68,13 +80,15 @@ def test_truthfulqa_scoring(tmp_path, tokenizer, tiny_model):
                  mc2_targets={'the sun': 1, 'a dog': 1, 'the sky': 0})]
     (tmp_path / 'mc_task.json').write_text(json.dumps(rows))
     ds = TruthfulQADataset(str(tmp_path), tokenizer)
-    s = ds[0]['data_sample']
+    s = ds[0]['data_samples']
     assert ds.records[0]['choices'] == ['the sun', 'the sky', 'a dog']
     assert s['mc1_index'] == [0, 1] and s['mc2_index'] == [0, 2, 1] and s['mc2_labels'] == [1, 1, 0]
-    batch = collate_prompts([ds[0]])
+    batch = mma_collate([ds[0]])
+    choices = ds.records[0]['choices']
+    assert batch['inputs']['choice_ids'] == [[tokenizer.encode(c) for c in choices]]
     out = tiny_model.predict(batch['inputs'], batch['data_samples'])[0]['choice_logliks']
     # reference: the training forward on prompt + choice, log-probs of the choice tokens
-    prompt = ds[0]['input_ids']
+    prompt = ds[0]['inputs']['input_ids'].tolist()
     for c, got in zip(ds.records[0]['choices'], out):
         cids = tokenizer.encode(c)
         ids = torch.tensor([prompt + cids])
@@ -98,4 +112,4 @@ def test_mme_both_layouts(tmp_path, tokenizer):
         ('count', 'No'), ('count', 'Yes'), ('scene', 'Yes'), ('scene', 'No')]
     assert ds.records[2]['prompt'] == ('Instruction: Is this a beach? Please answer yes or no.\n'
                                        'Response:')
-    assert ds[0]['image'].shape == (3, 32, 32)
+    assert ds[0]['inputs']['image'].shape == (3, 32, 32)

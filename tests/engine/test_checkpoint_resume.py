@@ -11,7 +11,8 @@ from _train_helpers import TINY_CFG, data_options, load_state, train_in_process 
 
 from mma.adapters import is_trainable
 from mma.builder import build_model
-from mma.engine import SkipNonFiniteOptimWrapper, check_trainable_state_dict, trainable_keys
+from mma.engine import NonFiniteLossError, SkipNonFiniteOptimWrapper, trainable_keys
+from mma.models import check_adapter_keys
 from mma.testing import make_tiny_scienceqa, tiny_lavin_cfg
 
 
@@ -56,14 +57,14 @@ def test_loading_rejects_frozen_unknown_or_missing_keys():
     model = build_model(tiny_lavin_cfg(vocab_size=512))
     keys = trainable_keys(model)
     sd = {k: v for k, v in model.state_dict().items() if k in keys}
-    check_trainable_state_dict(sd, keys)
+    check_adapter_keys(sd, keys)
     with pytest.raises(KeyError, match='frozen'):
-        check_trainable_state_dict(dict(sd, **{'llm.norm.weight': torch.ones(64)}), keys)
+        check_adapter_keys(dict(sd, **{'llm.norm.weight': torch.ones(64)}), keys)
     with pytest.raises(KeyError, match='unexpected'):
-        check_trainable_state_dict(dict(sd, **{'llm.layers.0.adapter_x.w': torch.ones(1)}), keys)
+        check_adapter_keys(dict(sd, **{'llm.layers.0.adapter_x.w': torch.ones(1)}), keys)
     sd.pop(sorted(sd)[0])
     with pytest.raises(KeyError, match='1 missing'):
-        check_trainable_state_dict(sd, keys)
+        check_adapter_keys(sd, keys)
 
 
 def _batch(seed=0):
@@ -109,3 +110,27 @@ def test_nonfinite_step_is_skipped_and_counted():
     ow2 = SkipNonFiniteOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1))
     ow2.load_state_dict(state)
     assert ow2.nonfinite_steps == 1
+
+
+def test_persistent_nonfinite_loss_stops_training_with_a_clear_message():
+    p = torch.nn.Parameter(torch.ones(3))
+    ow = SkipNonFiniteOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1),
+                                   max_consecutive_nonfinite=3)
+    nan = lambda: (p * float('nan')).sum()  # noqa: E731
+    ow.update_params(nan())
+    ow.update_params(nan())
+    ow.update_params(p.sum())  # a finite step resets the run of skipped steps
+    assert ow.consecutive_nonfinite == 0 and ow.nonfinite_steps == 2
+    ow.update_params(nan())
+    ow.update_params(nan())
+    with pytest.raises(NonFiniteLossError, match=r'the last 3 optimizer steps all had non-finite '
+                       r'gradients \(NaN/inf loss; 5 skipped in total\).*'
+                       r'optim_wrapper.max_consecutive_nonfinite \(now 3\)'):
+        ow.update_params(nan())
+    assert torch.allclose(p.detach(), torch.full((3,), 0.9))  # only the finite step applied
+    # configurable from the config: the default stops after 20; 0 never stops
+    assert SkipNonFiniteOptimWrapper(torch.optim.SGD([p], lr=0.1)).max_consecutive_nonfinite == 20
+    never = SkipNonFiniteOptimWrapper(torch.optim.SGD([p], lr=0.1), max_consecutive_nonfinite=0)
+    for _ in range(25):
+        never.update_params(nan())
+    assert never.nonfinite_steps == 25

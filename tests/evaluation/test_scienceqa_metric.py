@@ -19,8 +19,8 @@ FIXTURE = [
 
 
 def samples():
-    return [dict(qid=str(i), subject=s, hint=h, has_context=bool(h), has_image=img, grade=g,
-                 answer=a, choices=['w', 'x', 'y', 'z'], pred_text=p, num_generated=5 + i)
+    return [dict(qid=str(i), subject=s, has_hint=bool(h), has_image=img, grade=g,
+                 answer_idx=a, choices=['w', 'x', 'y', 'z'], pred_text=p, num_generated=5 + i)
             for i, (s, h, img, g, a, p) in enumerate(FIXTURE)]
 
 

@@ -1,24 +1,22 @@
 """Answer-aware early stop: same ScienceQA predictions as full decoding, far fewer tokens."""
 import torch
 
-from mma.datasets import ScienceQAEvalDataset, collate_prompts
-from mma.datasets.eval_collate import encode_prompt
+from mma.datasets import LoadLaVINImage, ScienceQADataset, TokenizeForLaVIN, mma_collate
 from mma.evaluation import ScienceQAMetric
 from mma.models.generation import ANSWER_PATTERN
 
 EXPLANATION = ' BECAUSE: the sun is red and the water is blue so the plant can swim and the dog can run'
 
 
-def train_tiny(model, ds, steps=40):
+def train_tiny(model, ds, tokenizer, steps=40):
+    """Fit the evaluation prompts of ``ds`` to a long answer (so that full decoding is long)."""
+    load, tokenize = LoadLaVINImage(size=32), TokenizeForLaVIN(tokenizer, num_visual_tokens=2)
     items = []
     for i in range(len(ds)):
-        it = ds[i]
-        letter = chr(65 + it['data_sample']['answer'])
-        prompt = ds.records[i]['prompt']
-        ids, vpos, labels = encode_prompt(ds.tokenizer, prompt, it['has_image'],
-                                          f'The answer is {letter}.{EXPLANATION}')
-        items.append(dict(it, input_ids=ids, labels=labels, visual_pos=vpos))
-    batch = collate_prompts(items)
+        info = ds.get_data_info(i)
+        answer = f"The answer is {chr(65 + info['answer_idx'])}.{EXPLANATION}"
+        items.append(tokenize(load(dict(info, answer=answer))))
+    batch = mma_collate(items)
     model.requires_grad_(True).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
@@ -32,7 +30,7 @@ def train_tiny(model, ds, steps=40):
 def evaluate(model, ds, **cfg):
     metric = ScienceQAMetric()
     for start in range(0, len(ds), 4):
-        batch = collate_prompts([ds[i] for i in range(start, min(start + 4, len(ds)))])
+        batch = mma_collate([ds[i] for i in range(start, min(start + 4, len(ds)))])
         metric.process(batch, model.predict(batch['inputs'], batch['data_samples']))
     results = list(metric.results)
     return results, metric.evaluate(len(ds))
@@ -40,8 +38,11 @@ def evaluate(model, ds, **cfg):
 
 def test_early_stop_same_predictions_fewer_tokens(tiny_model, tokenizer, sqa_root):
     torch.manual_seed(0)
-    ds = ScienceQAEvalDataset(str(sqa_root), tokenizer, split='test', image_size=32)
-    model, loss = train_tiny(tiny_model, ds)
+    ds = ScienceQADataset(str(sqa_root), split='test', prompt_format='QCM-ALE', test_mode=True,
+                          pipeline=[dict(type='LoadLaVINImage', size=32),
+                                    dict(type='TokenizeForLaVIN', tokenizer=tokenizer,
+                                         num_visual_tokens=2, with_answer=False)])
+    model, loss = train_tiny(tiny_model, ds, tokenizer)
     assert loss < 0.2
     model.generation_cfg = dict(max_new_tokens=64)
     full, m_full = evaluate(model, ds)

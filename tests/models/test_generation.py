@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mma.datasets.eval_collate import collate_prompts, encode_prompt
+from mma.datasets import TokenizeForLaVIN, mma_collate
 from mma.models.generation import GenerationConfig, attention_mask, generate, left_align, prefill
 from mma.routers.routing import RoutingContext
 
@@ -15,13 +15,11 @@ PROMPTS = [('Question: what color is the sky\nResponse:', True),
 
 def batch(tokenizer, prompts, seed=0):
     g = torch.Generator().manual_seed(seed)
-    items = []
-    for i, (p, img) in enumerate(prompts):
-        ids, vpos, _ = encode_prompt(tokenizer, p, img)
-        items.append(dict(input_ids=ids, visual_pos=vpos, has_image=img,
-                          image=torch.randn(3, 32, 32, generator=g) if img else None,
-                          data_sample=dict(idx=i)))
-    return collate_prompts(items)['inputs']
+    tokenize = TokenizeForLaVIN(tokenizer, max_len=None, with_answer=False)
+    items = [tokenize(dict(prompt=p, img_path='x.png' if img else None, qid=i,
+                           image=torch.randn(3, 32, 32, generator=g) if img else None))
+             for i, (p, img) in enumerate(prompts)]
+    return mma_collate(items)['inputs']
 
 
 def full_forward_greedy(model, inputs, n):

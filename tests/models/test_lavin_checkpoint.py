@@ -167,17 +167,17 @@ def test_adapter_checkpoint_errors(tmp_path):
     # Unknown mma keys are listed (a 4-layer adapter checkpoint into a 2-layer model).
     own = dict(model.trainable_state_dict())
     own['llm.layers.3.adapter_attn.down.weight'] = torch.zeros(8, 64)
-    with pytest.raises(KeyError, match=r"1 keys do not exist in the model .*"
-                       r"\['llm.layers.3.adapter_attn.down.weight'\]"):
+    with pytest.raises(KeyError, match=r"1 unexpected keys that are no trainable tensor of the "
+                       r"model .*\['llm.layers.3.adapter_attn.down.weight'\]"):
         load_adapter_checkpoint(model, own)
     # A text-only model cannot take ViT adapters.
     cfg = tiny_lavin_cfg(vocab_size=300, vit_adapters=False)
-    with pytest.raises(KeyError, match=r"keys do not exist in the model .*resblocks.0.ln_1"):
+    with pytest.raises(KeyError, match=r"unexpected keys .*resblocks.0.ln_1"):
         load_adapter_checkpoint(mma.build_model(cfg), ref_path)
     # Missing adapter tensors and shape mismatches.
     own = dict(model.trainable_state_dict())
     del own['modality_embedding.weight']
-    with pytest.raises(KeyError, match=r"lacks 1 adapter tensors of the model: "
+    with pytest.raises(KeyError, match=r"1 missing adapter tensors of the model: "
                        r"\['modality_embedding.weight'\]"):
         load_adapter_checkpoint(model, own)
     own = dict(model.trainable_state_dict(), **{'projector.fc1.weight': torch.zeros(128, 64)})

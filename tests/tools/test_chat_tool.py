@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_chat_piped_stdin(tmp_path, tokenizer_path):
     import mma
-    from mma.datasets import collate_prompts, encode_prompt, load_image
+    from mma.datasets import LoadLaVINImage, TokenizeForLaVIN, mma_collate
     from mma.testing import tiny_lavin_cfg
     from PIL import Image
     model_cfg = tiny_lavin_cfg(vocab_size=512)
@@ -38,10 +38,11 @@ def test_chat_piped_stdin(tmp_path, tokenizer_path):
 
     # the first reply is what the model generates for the one-turn prompt
     model.eval()
-    ids, vpos, _ = encode_prompt(model.tokenizer,
-                                 'Instruction: what color is the sky\nResponse:', True)
-    batch = collate_prompts([dict(input_ids=ids, visual_pos=vpos, has_image=True,
-                                  image=load_image(str(tmp_path / 'x.png'), 32))])
+    path = str(tmp_path / 'x.png')
+    sample = TokenizeForLaVIN(model.tokenizer, max_len=None, with_answer=False)(dict(
+        prompt='Instruction: what color is the sky\nResponse:', img_path=path,
+        image=LoadLaVINImage(size=32).load(path)))
+    batch = mma_collate([sample])
     expect = model.generate(batch['inputs'], max_new_tokens=12,
                             stop_strings=['\nInstruction:']).texts[0]
     assert expect.strip() and replies[0] == expect.split('\n')[0]

@@ -22,11 +22,14 @@ def write_config(path, tokenizer_path, sqa_root):
 default_scope = 'mma'
 randomness = dict(seed=0)
 model = {model!r}
+tokenize = dict(type='TokenizeForLaVIN', num_visual_tokens=2, with_answer=False,
+                tokenizer=dict(type='SentencePieceTokenizer', model_path={tokenizer_path!r}))
 test_dataloader = dict(
     batch_size=3, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mma.collate_prompts'),
-    dataset=dict(type='ScienceQAEvalDataset', data_root={str(sqa_root)!r},
-                 tokenizer={tokenizer_path!r}, split='test', image_size=32))
+    collate_fn=dict(type='mma_collate'),
+    dataset=dict(type='ScienceQADataset', data_root={str(sqa_root)!r}, split='test',
+                 prompt_format='QCM-ALE', test_mode=True,
+                 pipeline=[dict(type='LoadLaVINImage', size=32), tokenize]))
 test_cfg = dict(type='TestLoop')
 test_evaluator = dict(type='ScienceQAMetric')
 """
@@ -81,4 +84,23 @@ def test_test_tool_one_and_two_processes(tmp_path, tokenizer_path, sqa_root):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools/test.py'), str(cfg_path),
                            str(tmp_path / 'bad.pth'), '--work-dir', str(tmp_path / 'w3')],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and 'missing 1' in proc.stderr
+    assert proc.returncode != 0 and '1 missing adapter tensors' in proc.stderr
+
+
+def test_test_tool_never_overwrites_predictions_silently(tmp_path, tokenizer_path, sqa_root):
+    import mma
+    cfg_path = tmp_path / 'tiny_sqa.py'
+    model_cfg = write_config(cfg_path, tokenizer_path, sqa_root)
+    torch.save(mma.build_model(model_cfg).trainable_state_dict(), tmp_path / 'a.pth')
+    out = tmp_path / 'preds.json'
+    out.write_text('{"earlier": "results"}')
+    args = [os.path.join(ROOT, 'tools/test.py'), str(cfg_path), str(tmp_path / 'a.pth'),
+            '--work-dir', str(tmp_path / 'w'), '--out', str(out)]
+    env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable] + args, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0
+    assert f'predictions file {out} already exists' in proc.stderr and '--overwrite' in proc.stderr
+    assert json.loads(out.read_text()) == {'earlier': 'results'}  # untouched
+    run(args + ['--overwrite'], tmp_path)
+    assert len(json.loads(out.read_text())['predictions']) == 12

@@ -152,3 +152,46 @@ def test_lavin_recipes(name, temp, epochs, warmup, gpus, accum, sqa, tmp_path):
         n_img = int(batch['has_image'].sum())
         assert n_img == 0 or batch['images'].shape == (n_img, 3, 224, 224)
     assert batch['input_ids'].shape[1] == int(batch['lengths'].max())
+
+
+def test_train_check_validates_without_training(sqa, tmp_path):
+    import json
+    import subprocess
+
+    from _train_helpers import env
+    wd = tmp_path / 'w'
+    ok = run([sys.executable, 'tools/train.py', TINY_CFG, '--check', '--work-dir', str(wd),
+              '--cfg-options'] + data_options(sqa))
+    out = ok.stdout
+    assert 'ok    model: LaVIN' in out and 'all checks passed' in out
+    assert 'ok    train_dataloader: 12 samples (6 with an image, all opened)' in out
+    assert 'ok    test_dataloader: 12 samples' in out and 'ok    test_evaluator' in out
+    assert not wd.exists() or not any(wd.rglob('*.pth'))  # nothing trained
+
+    # a broken copy: one image truncated, one qid gone from problems.json, a misspelt metric,
+    # and an LLM whose vocabulary is not the tokenizer's
+    bad = tmp_path / 'bad'
+    shutil.copytree(sqa['data_root'], bad)
+    problems = json.loads((bad / 'problems.json').read_text())
+    img_qid = next(q for q in json.loads((bad / 'pid_splits.json').read_text())['train']
+                   if problems[q].get('image'))
+    png = bad / 'images' / 'train' / img_qid / 'image.png'
+    png.write_bytes(png.read_bytes()[:60])
+    test_qid = json.loads((bad / 'pid_splits.json').read_text())['test'][0]
+    del problems[test_qid]
+    (bad / 'problems.json').write_text(json.dumps(problems))
+    opts = [o.replace(sqa['data_root'], str(bad)) for o in data_options(sqa)]
+    res = subprocess.run([sys.executable, 'tools/train.py', TINY_CFG, '--check', '--cfg-options']
+                         + opts + ['model.llm.vocab_size=600', 'test_evaluator.type=SQAMetric'],
+                         cwd=REPO, env=env(), capture_output=True, text=True, timeout=240)
+    out = res.stdout
+    assert res.returncode == 1, out + res.stderr[-2000:]
+    assert 'ok    model: LaVIN' in out and 'some checks FAILED' in out
+    assert re.search(r'FAIL  weights and model tokenizer: ValueError: tokenizer \S+ has 512 '
+                     r'pieces but model.llm .* vocab_size 600', out), out
+    assert re.search(rf'FAIL  train_dataloader: DataValidationError: .*1 images cannot be '
+                     rf'used:\n  cannot read image {png} \(sample {img_qid}\): corrupt', out), out
+    assert re.search(rf"FAIL  test_dataloader: KeyError: 1 qids of split 'test' in \S+ are not "
+                     rf"in \S+problems.json: \['{test_qid}'\]", out), out
+    assert re.search(r'FAIL  test_evaluator: KeyError: .*SQAMetric is not in the mma::metric '
+                     r'registry.* Registered metric types: .*ScienceQAMetric', out), out

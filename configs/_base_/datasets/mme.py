@@ -6,7 +6,7 @@ tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_file)
 generation_cfg = dict(max_new_tokens=16, temperature=0.0, stop_strings=['\n'])
 test_dataloader = dict(
     batch_size=8, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mma.collate_prompts'),
+    collate_fn=dict(type='mma_collate'),
     dataset=dict(type='MMEDataset', data_root='data/MME_Benchmark_release_version',
                  tokenizer=tokenizer_file, image_size=224))
 test_evaluator = dict(type='MMEMetric')

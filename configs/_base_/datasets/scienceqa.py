@@ -1,7 +1,10 @@
-# ScienceQA training data (official layout) with LaVIN's QCM-ALE prompts.
+# ScienceQA (official layout) with LaVIN's QCM-ALE prompts: training on `train`, evaluation
+# (tools/test.py) on `test` with the same dataset class, prompt format and pipeline, the text
+# stopping after "Response:" (with_answer=False).
 # Override the paths with --cfg-options, e.g.
 #   train_dataloader.dataset.data_root=/data/scienceqa
 #   train_dataloader.dataset.pipeline.1.tokenizer.model_path=/weights/llama/tokenizer.model
+# and the same two for test_dataloader.
 data_root = 'data/scienceqa'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 prompt_format = 'QCM-ALE'
@@ -27,3 +30,22 @@ train_dataloader = dict(
     dataset=dict(type='ScienceQADataset', data_root=data_root, split='train',
                  prompt_format=prompt_format, use_caption=False, pipeline=train_pipeline),
 )
+
+test_pipeline = [train_pipeline[0], dict(train_pipeline[1], with_answer=False)]
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='mma_collate'),
+    dataset=dict(type='ScienceQADataset', data_root=data_root, split='test',
+                 prompt_format=prompt_format, use_caption=False, test_mode=True,
+                 pipeline=test_pipeline),
+)
+test_evaluator = dict(type='ScienceQAMetric')
+test_cfg = dict(type='TestLoop')
+
+# The leaf config puts these into its model: {{_base_.tokenizer}}, {{_base_.generation_cfg}}.
+# Greedy decoding that stops as soon as "The answer is X." is decided (answer-aware early stop).
+tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
+generation_cfg = dict(max_new_tokens=64, temperature=0.0, stop_pattern=r'The answer is ([A-Z]).')

@@ -6,7 +6,7 @@ tokenizer_file = 'data/weights/llama/tokenizer.model'
 tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_file)
 test_dataloader = dict(
     batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mma.collate_prompts'),
+    collate_fn=dict(type='mma_collate'),
     dataset=dict(type='TruthfulQADataset', data_root='data/truthfulqa', tokenizer=tokenizer_file))
 test_evaluator = dict(type='TruthfulQAMetric')
 test_cfg = dict(type='TestLoop')

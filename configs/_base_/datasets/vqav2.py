@@ -9,13 +9,13 @@ generation_cfg = dict(max_new_tokens=10, temperature=0.0, stop_strings=['\n'])
 train_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='mma.collate_prompts'),
+    collate_fn=dict(type='mma_collate'),
     dataset=dict(type='VQAv2Dataset', data_root=vqa_root, tokenizer=tokenizer_file,
                  split='train', with_answer=True, image_size=224))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mma.collate_prompts'),
+    collate_fn=dict(type='mma_collate'),
     dataset=dict(type='VQAv2Dataset', data_root=vqa_root, tokenizer=tokenizer_file,
                  split='val', image_size=224))
 test_evaluator = dict(type='VQAv2Metric')
