@@ -82,6 +82,9 @@ def plot(rows: Sequence[dict], metric: str, path: str) -> Optional[str]:
     bars = ax.bar(range(len(names)), values, color='tab:blue')
     ax.bar_label(bars, fmt='%.2f', fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=40, ha='right', fontsize=8)
+    finite = [v for v in values if math.isfinite(v)] or [0.0]
+    top = max(finite)
+    ax.set_ylim(min(0.0, min(finite)), top * 1.15 if top > 0 else 1.0)
     ax.set_ylabel(metric)
     ax.set_title(f'{metric} per run')
     fig.tight_layout()
