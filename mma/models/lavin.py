@@ -50,7 +50,9 @@ class LaVIN(BaseModel):
 
     Args:
         llm: Config of the LLM backbone (``LLMS``).
-        vision: Config of the vision encoder (``ENCODERS``); None for a text-only model.
+        vision: Config of the vision encoder (``ENCODERS``); None for a text-only model, which
+            treats every sample as text-only (modality token 0, no visual tokens; images given
+            are ignored).
         llm_adapter: Config of the adapter put into each LLM block (``ADAPTERS``; ``in_features``
             is filled in); None for no LLM adapters.
         llm_adapter_placement: ``'attn'`` (LaVIN), ``'ffn'`` or ``'block'``.
@@ -146,6 +148,8 @@ class LaVIN(BaseModel):
         """
         b, length = input_ids.shape
         has_image = has_image.bool()
+        if self.vision is None:  # a text-only model sees every sample as text-only (modality 0)
+            has_image = torch.zeros_like(has_image)
         text = self.llm.tok_embeddings(input_ids)  # (B, L, D)
         k = self.num_visual_tokens if (images is not None and has_image.any()) else 0
         body_len = length + k

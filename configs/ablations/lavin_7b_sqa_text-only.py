@@ -1,0 +1,11 @@
+# Ablation of LaVIN-7B SQA: text-only model (no ViT, no visual tokens, no projector), routed LLM
+# adapters as in LaVIN. With vision=None, LaVIN treats every sample as text-only (modality token 0)
+# and ignores images; image questions keep their "Image: " prefix, in training as in evaluation.
+# (The pipeline still loads the images, which the collate step expects for image samples.)
+_base_ = ['../lavin_7b_sqa.py']
+
+num_visual_tokens = 0
+model = dict(vision=None, vit_adapter=None)
+train_dataloader = dict(dataset=dict(pipeline=[
+    _base_.train_pipeline[0], dict(_base_.train_pipeline[1], num_visual_tokens=num_visual_tokens)
+]))
