@@ -235,8 +235,10 @@ def train_flops(model, batch: dict, real_tokens: int, label_tokens: int) -> floa
 def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 4,
                         n_images: int = 2, steps: int = 3, warmup: int = 1,
                         amp: Optional[str] = None, frozen_dtype: Optional[str] = None,
-                        modes: List[str] = ('reference', 'mma'), gpu: str = 'H100') -> dict:
-    """Time reference-style and mma training steps on the same model and batch."""
+                        modes: List[str] = ('reference', 'mma'), gpu: str = 'H100',
+                        compile: bool = False) -> dict:
+    """Time reference-style and mma training steps on the same model and batch (mma mode last:
+    ``compile`` compiles its LLaMA blocks)."""
     size = sizes()[size_name]
     amp_dtype = getattr(torch, amp) if amp else None
     fdt = getattr(torch, frozen_dtype) if frozen_dtype else None
@@ -254,6 +256,8 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
             r = time_train_step(model, batch, fn, steps, warmup, ref_amp)
             padded = batch_size * size.max_seq_len
         else:
+            if compile:
+                model.llm.compile_blocks()
             r = time_train_step(model, batch, mma_loss, steps, warmup, amp_dtype)
             padded = batch_size * (1 + batch['input_ids'].shape[1] + model.num_visual_tokens)
         r['samples_per_s'] = batch_size / r['seconds']

@@ -28,10 +28,10 @@ def fmt_bytes(n):
 
 def train(args, bm):
     print(f'train step: size={args.size} batch={args.batch_size} images={args.n_images} '
-          f'amp={args.amp} frozen_dtype={args.frozen_dtype}', flush=True)
+          f'amp={args.amp} frozen_dtype={args.frozen_dtype} compile={args.compile}', flush=True)
     res = bm.run_train_benchmark(args.size, args.device, args.batch_size, args.n_images,
                                  args.steps, args.warmup, args.amp, args.frozen_dtype,
-                                 args.modes.split(','), args.gpu)
+                                 args.modes.split(','), args.gpu, args.compile)
     print(f'{"mode":10s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
           f'{"pad frac":>8s} {"peak mem":>10s} {"loss":>8s} {"MFU":>6s}')
     for mode, r in res.items():
@@ -66,6 +66,7 @@ def main(argv=None):
     p.add_argument('--frozen-dtype', default=None, help='store frozen weights in this dtype')
     p.add_argument('--modes', default='reference,mma')
     p.add_argument('--gpu', default='H100', help='peak-FLOPs table key for MFU')
+    p.add_argument('--compile', action='store_true', help='torch.compile the LLaMA blocks (mma)')
     p.add_argument('--json', default=None, help='also write the results here')
     args = p.parse_args(argv)
     if args.preset:

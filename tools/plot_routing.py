@@ -9,8 +9,6 @@ with. See docs/visualization.md.
 """
 import argparse
 import os.path as osp
-import pickle
-import warnings
 
 import torch
 from mmengine.config import Config, DictAction

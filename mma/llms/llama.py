@@ -261,6 +261,14 @@ class LLaMA(nn.Module):
     def dim(self) -> int:
         return self.args.dim
 
+    def compile_blocks(self, **kwargs) -> None:
+        """``torch.compile`` every block (fuses the small element-wise kernels of norms, rotary
+        embeddings and adapters; compiled lazily at the first call, shapes dynamic by default).
+        Optional: the eager model is the reference."""
+        kwargs.setdefault('dynamic', True)
+        for layer in self.layers:
+            layer.compile(**kwargs)
+
     def forward(self, embeds: Tensor, positions: Optional[Tensor] = None,
                 mask: Optional[Tensor] = None, ctx: Optional[RoutingContext] = None,
                 cache: Optional[KVCache] = None) -> Tensor:
