@@ -7,3 +7,6 @@ model = dict(vision=dict(feature_every=8))
 train_dataloader = dict(dataset=dict(pipeline=[
     _base_.train_pipeline[0], dict(_base_.train_pipeline[1], num_visual_tokens=num_visual_tokens)
 ]))
+test_dataloader = dict(dataset=dict(pipeline=[
+    _base_.test_pipeline[0], dict(_base_.test_pipeline[1], num_visual_tokens=num_visual_tokens)
+]))
