@@ -5,6 +5,7 @@ import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mma.registry import ENCODERS
@@ -126,21 +127,11 @@ class CLIPViT(nn.Module):
         feats = []
         last = self.out_indices[-1]
         for i, blk in enumerate(self.blocks[:last]):
-            x = blk(x)
+            x = _run_block(blk, x)
             if i in self.out_indices:
                 feats.append(x[:, 0])
-        feats.append(self._cls_only_block(self.blocks[last], x))
+        feats.append(_run_block(self.blocks[last], x, cls_only=True)[:, 0])
         return torch.stack(feats, dim=1)
-
-    @staticmethod
-    def _cls_only_block(blk: nn.Module, x: Tensor) -> Tensor:
-        """The CLS output (B, W) of the last block needed: only the CLS query is computed and
-        only the CLS token goes through the MLP (the other tokens' outputs are never used)."""
-        if not hasattr(blk, 'attention') or hasattr(blk, 'ln_1_kv'):
-            return blk(x)[:, 0]  # a block layout we do not know: run it whole
-        h = blk.ln_1(x)  # keys and values need every token (adapters included)
-        x0 = x[:, :1] + blk.ls_1(blk.attention(q_x=h[:, :1], k_x=h, v_x=h))
-        return (x0 + blk.ls_2(blk.mlp(blk.ln_2(x0))))[:, 0]
 
     def load_pretrained(self, path: Optional[str] = None) -> None:
         """Load the tower's weights from a local CLIP file (``visual.*`` keys or bare keys).
@@ -180,3 +171,38 @@ class CLIPViT(nn.Module):
 def _on_meta(module: nn.Module) -> bool:
     return any(p.is_meta for p in module.parameters())
 
+
+def _is_standard_block(blk: nn.Module) -> bool:
+    """An open_clip ``ResidualAttentionBlock`` with batch-first self-attention."""
+    attn = getattr(blk, 'attn', None)
+    return (isinstance(attn, nn.MultiheadAttention) and attn.batch_first and
+            attn._qkv_same_embed_dim and attn.in_proj_weight is not None and
+            not hasattr(blk, 'ln_1_kv') and all(hasattr(blk, n) for n in ('ln_1', 'ls_1',
+                                                                         'ln_2', 'mlp', 'ls_2')))
+
+
+def _self_attention(mha: nn.MultiheadAttention, h: Tensor, cls_only: bool) -> Tensor:
+    """``mha(h, h, h)`` with its own weights, computed batch-first: nn.MultiheadAttention turns
+    batch-first input sequence-first, and its input projection then runs as a batched matmul over
+    every position (a weight copy per token) - several times slower on CPU."""
+    e, heads = mha.embed_dim, mha.num_heads
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+    if cls_only:  # only the CLS query is needed; keys and values from every token
+        q = F.linear(h[:, :1], w[:e], None if b is None else b[:e])
+        k, v = F.linear(h, w[e:], None if b is None else b[e:]).chunk(2, dim=-1)
+    else:
+        q, k, v = F.linear(h, w, b).chunk(3, dim=-1)
+    q, k, v = (z.unflatten(-1, (heads, -1)).transpose(1, 2) for z in (q, k, v))  # (B, H, L, Dh)
+    dropout = mha.dropout if mha.training else 0.0
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+    return mha.out_proj(out.transpose(1, 2).flatten(2))
+
+
+def _run_block(blk: nn.Module, x: Tensor, cls_only: bool = False) -> Tensor:
+    """One residual block on (B, L, W). ``cls_only``: only the CLS output is wanted, so only the
+    CLS query is computed and only the CLS token goes through the MLP (returns (B, 1, W))."""
+    if not _is_standard_block(blk):  # a block layout we do not know: run it whole
+        return blk(x)
+    h = blk.ln_1(x)  # (adapters, if inserted, act here on every token: keys/values need them)
+    x = (x[:, :1] if cls_only else x) + blk.ls_1(_self_attention(blk.attn, h, cls_only))
+    return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
