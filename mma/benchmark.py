@@ -198,6 +198,8 @@ def time_train_step(model, batch: dict, loss_fn, steps: int = 3, warmup: int = 1
         with meter:
             _sync(device)
             t0 = time.perf_counter()
+            if device == 'cuda' and hasattr(torch.compiler, 'cudagraph_mark_step_begin'):
+                torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA-graph trees
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device, dtype=amp_dtype or torch.float32,
                                 enabled=amp_dtype is not None):
@@ -236,7 +238,7 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
                         n_images: int = 2, steps: int = 3, warmup: int = 1,
                         amp: Optional[str] = None, frozen_dtype: Optional[str] = None,
                         modes: List[str] = ('reference', 'mma'), gpu: str = 'H100',
-                        compile: bool = False) -> dict:
+                        compile: Optional[str] = None) -> dict:
     """Time reference-style and mma training steps on the same model and batch (mma mode last:
     ``compile`` compiles its LLaMA blocks)."""
     size = sizes()[size_name]
@@ -256,8 +258,8 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
             r = time_train_step(model, batch, fn, steps, warmup, ref_amp)
             padded = batch_size * size.max_seq_len
         else:
-            if compile:
-                model.llm.compile_blocks()
+            if compile:  # 'default' or 'reduce-overhead' (CUDA graphs; static shapes)
+                model.llm.compile_blocks(mode=compile, dynamic=compile != 'reduce-overhead')
             r = time_train_step(model, batch, mma_loss, steps, warmup, amp_dtype)
             padded = batch_size * (1 + batch['input_ids'].shape[1] + model.num_visual_tokens)
         r['samples_per_s'] = batch_size / r['seconds']

@@ -18,6 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRESETS = {
     'gpu-7b': dict(what='train,decode', size='7b', device='cuda', amp='bfloat16',
                    frozen_dtype='bfloat16', steps=5, warmup=2, modes='reference,mma'),
+    # mma's training step with the LLaMA blocks compiled into CUDA graphs (static shapes)
+    'gpu-7b-graphs': dict(what='train', size='7b', device='cuda', amp='bfloat16',
+                          frozen_dtype='bfloat16', steps=6, warmup=3, modes='mma',
+                          compile='reduce-overhead'),
 }
 DEMO = 'work_dirs/lavin_tiny_demo'
 
@@ -66,7 +70,9 @@ def main(argv=None):
     p.add_argument('--frozen-dtype', default=None, help='store frozen weights in this dtype')
     p.add_argument('--modes', default='reference,mma')
     p.add_argument('--gpu', default='H100', help='peak-FLOPs table key for MFU')
-    p.add_argument('--compile', action='store_true', help='torch.compile the LLaMA blocks (mma)')
+    p.add_argument('--compile', nargs='?', const='default', default=None,
+                   choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],
+                   help='torch.compile the LLaMA blocks in mma mode (reduce-overhead: CUDA graphs)')
     p.add_argument('--json', default=None, help='also write the results here')
     args = p.parse_args(argv)
     if args.preset:
