@@ -30,7 +30,7 @@ def parse_args(argv=None):
                         'when no CKPT is given')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision: bf16 where the GPU supports it, else fp16 with '
-                        'dynamic loss scaling (CUDA only)')
+                        'dynamic loss scaling; on CPU bf16 autocast')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config fields, e.g. train_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
@@ -45,10 +45,14 @@ def parse_args(argv=None):
 
 
 def setup_amp(cfg: Config) -> None:
-    if not torch.cuda.is_available():
-        warnings.warn('--amp needs CUDA (mmengine AmpOptimWrapper); training in fp32')
-        return
     ow = cfg.optim_wrapper
+    if not torch.cuda.is_available():  # bf16 autocast on CPU (no loss scaling needed)
+        if ow.get('type') == 'SkipNonFiniteOptimWrapper':
+            ow.type = 'SkipNonFiniteCPUAmpOptimWrapper'
+        else:
+            warnings.warn(f'--amp on CPU needs optim_wrapper.type=SkipNonFiniteOptimWrapper '
+                          f"(got {ow.get('type')}); training in fp32")
+        return
     if ow.get('type') in ('AmpOptimWrapper', 'SkipNonFiniteAmpOptimWrapper'):
         return
     ow.type = 'SkipNonFiniteAmpOptimWrapper'

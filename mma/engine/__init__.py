@@ -7,7 +7,8 @@ from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
 from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
-                             SkipNonFiniteOptimWrapper, TrainableOptimWrapperConstructor)
+                             SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper,
+                             TrainableOptimWrapperConstructor)
 from .visualizer import MMAVisualizer
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     'TrainableCheckpointHook', 'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
+    'SkipNonFiniteCPUAmpOptimWrapper',
     'TrainableOptimWrapperConstructor'
 ]

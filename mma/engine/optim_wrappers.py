@@ -8,6 +8,7 @@ When ``max_consecutive_nonfinite`` steps in a row are skipped, training stops wi
 :class:`NonFiniteLossError` instead of running on without learning.
 """
 import logging
+from contextlib import contextmanager
 from typing import List, Optional
 
 import torch
@@ -106,6 +107,20 @@ class SkipNonFiniteAmpOptimWrapper(_NonFiniteCounter, AmpOptimWrapper):
             self._count_skip()
         else:
             self._count_step()
+
+
+@OPTIM_WRAPPERS.register_module()
+class SkipNonFiniteCPUAmpOptimWrapper(SkipNonFiniteOptimWrapper):
+    """Mixed precision on CPU: bf16 autocast around the forward pass (mmengine's
+    ``AmpOptimWrapper`` requires a GPU). bf16 keeps fp32's exponent range, so no loss scaling is
+    needed; adapters, optimizer state and the loss stay fp32. Fast on CPUs with bf16 matrix
+    instructions (AVX512-BF16, AMX): 2x on the medium benchmark here (docs/performance.md).
+    """
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        with super().optim_context(model), torch.autocast('cpu', dtype=torch.bfloat16):
+            yield
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
