@@ -65,13 +65,9 @@ def build(size: Size, device: str = 'cpu', frozen_dtype: Optional[torch.dtype] =
     """Build the model with random weights on ``device``; frozen weights in ``frozen_dtype``."""
     import mma
     torch.manual_seed(seed)
+    overrides = {} if frozen_dtype is None else dict(frozen_dtype=frozen_dtype)
     with torch.device(device):
-        model = mma.build_model(size.model)
-    if frozen_dtype is not None:
-        for p in model.parameters():
-            if not p.requires_grad:
-                p.data = p.data.to(frozen_dtype)
-    return model
+        return mma.build_model(size.model, **overrides)
 
 
 def make_batch(size: Size, batch_size: int = 4, n_images: int = 2, prompt_frac: float = 0.45,
