@@ -384,9 +384,8 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
 
 def _bare_llm(model):
     """A copy of the LLM without adapters sharing the frozen tensors."""
-    import copy
-    memo = {id(t): t for t in model.llm.parameters()}
-    llm = copy.deepcopy(model.llm, memo)
+    from mma.models.merge import share_tensors_copy
+    llm = share_tensors_copy(model.llm)
     for blk in llm.layers:
         blk.adapter_attn = blk.adapter_ffn = None
     return llm
@@ -394,7 +393,7 @@ def _bare_llm(model):
 
 @torch.inference_mode()
 def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int,
-                        device: str, routed: bool) -> float:
+                        device: str) -> float:
     """Greedy cached decoding throughput (generated tokens per second, prefill excluded)."""
     from mma.models.generation import decode_one_token, prefill
     dim = llm.args.dim
@@ -432,7 +431,7 @@ def run_decode_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_s
                 'merged': merge_lavin(model, 'text').llm}
     out = {}
     for name, llm in variants.items():
-        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device,
-                                    name == 'unmerged') for _ in range(repeats)]
+        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device)
+                for _ in range(repeats)]
         out[name] = sorted(runs)[len(runs) // 2]
     return out

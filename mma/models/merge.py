@@ -53,7 +53,7 @@ def _affine(adapter: nn.Module, weights: Dict[nn.Module, Tensor]):
     raise TypeError(f'cannot merge adapter of type {type(adapter).__name__}')
 
 
-def _share_tensors_copy(model: nn.Module) -> nn.Module:
+def share_tensors_copy(model: nn.Module) -> nn.Module:
     """A copy of the module tree whose parameters and buffers are the original tensors."""
     memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
     return copy.deepcopy(model, memo)
@@ -74,7 +74,7 @@ def merge_lavin(model: nn.Module, modality: str, inplace: bool = False) -> nn.Mo
     if modality not in MODALITIES:
         raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
     weights = llm_routing_weights(model, MODALITIES[modality])
-    out = model if inplace else _share_tensors_copy(model)
+    out = model if inplace else share_tensors_copy(model)
     weights = {_twin(model, out, m): w for m, w in weights.items()}
     for blk in out.llm.layers:
         for slot, targets in (('adapter_attn', ('attention', ('wq', 'wk', 'wv'))),
