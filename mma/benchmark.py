@@ -1,10 +1,13 @@
 """Benchmarks: mma against a reference-style run of the same model, side by side in one process.
 
-Reference style reproduces what the original LaVIN code does per training step: every sequence
-padded to ``max_seq_len``, text-only samples pushed through the ViT with a zero image (and the
-result thrown away), eager matmul-softmax attention with a full additive mask, and logits for every
-position over the whole vocabulary, in fp32. mma mode pads to the longest sample, runs the ViT on
-image samples only, uses SDPA and computes the output head only where there are labels.
+Reference style (mode ``reference``) reproduces what the original LaVIN code does per training
+step: every sequence padded to ``max_seq_len``, text-only samples pushed through the ViT with a zero
+image (and the result thrown away), eager matmul-softmax attention with a full additive mask, and
+logits for every position over the whole vocabulary, in fp32 - run through mma's modules, so it
+shares mma's kernels. Mode ``reference-code`` does the same with the reference code's own kernels
+as well (:mod:`mma.benchmark_reference`: sequence-first CLIP attention, Conv1d adapters, complex
+RoPE, a per-sample insertion loop). mma mode pads to the longest sample, runs the ViT on image
+samples only, uses SDPA and computes the output head only where there are labels.
 Figures are printed; nothing here asserts a time.
 """
 import contextlib
@@ -129,8 +132,22 @@ def reference_loss(model, batch: dict, max_seq_len: int = 512) -> torch.Tensor:
                            ignore_index=IGNORE_INDEX)
 
 
+def release_free_memory() -> None:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim``), so that resident memory
+    measured next is not hidden by memory an earlier run freed but the heap kept."""
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: measure as is
+        pass
+
+
 class PeakMemory:
-    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a block."""
+    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a block.
+
+    On CPU the heap's free pages are released first (:func:`release_free_memory`), so the figure
+    is the block's own growth whatever ran before it in the process.
+    """
 
     def __init__(self, device: str):
         self.device = device
@@ -147,6 +164,9 @@ class PeakMemory:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             return self
+        import gc
+        gc.collect()
+        release_free_memory()
         self.base = self.peak = self.rss()
         self._stop = threading.Event()
 
@@ -233,10 +253,18 @@ def train_flops(model, batch: dict, real_tokens: int, label_tokens: int) -> floa
 def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 4,
                         n_images: int = 2, steps: int = 3, warmup: int = 1,
                         amp: Optional[str] = None, frozen_dtype: Optional[str] = None,
-                        modes: List[str] = ('reference', 'mma'), gpu: str = 'H100',
-                        compile: Optional[str] = None) -> dict:
+                        modes: List[str] = ('reference-code', 'reference', 'mma'),
+                        gpu: str = 'H100', compile: Optional[str] = None,
+                        reference_amp: Optional[bool] = None) -> dict:
     """Time reference-style and mma training steps on the same model and batch (mma mode last:
-    ``compile`` compiles its LLaMA blocks)."""
+    ``compile`` compiles its LLaMA blocks). Modes: ``reference-code``, ``reference``, ``mma``.
+    ``amp`` autocasts mma mode; the reference modes too when ``reference_amp`` (default: on CUDA,
+    where the reference trains in mixed precision; on CPU the reference figure is fp32)."""
+    from mma.benchmark_reference import reference_code_loss
+    unknown = set(modes) - {'reference-code', 'reference', 'mma'}
+    if unknown:
+        raise ValueError(f'unknown benchmark modes {sorted(unknown)}; expected reference-code, '
+                         'reference, mma')
     size = sizes()[size_name]
     amp_dtype = getattr(torch, amp) if amp else None
     fdt = getattr(torch, frozen_dtype) if frozen_dtype else None
@@ -247,10 +275,12 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     labels = int((batch['labels'] != IGNORE_INDEX).sum())
     results = {}
     for mode in modes:
-        if mode == 'reference':
-            fn = lambda m, b: reference_loss(m, b, size.max_seq_len)  # noqa: E731
-            # fp32 on CPU (the reference's CPU figure); on GPU it autocasts like the reference
-            ref_amp = amp_dtype if device.startswith('cuda') else None
+        if mode in ('reference', 'reference-code'):
+            loss = reference_loss if mode == 'reference' else reference_code_loss
+            fn = lambda m, b, f=loss: f(m, b, size.max_seq_len)  # noqa: E731
+            if reference_amp is None:
+                reference_amp = device.startswith('cuda')
+            ref_amp = amp_dtype if reference_amp else None
             r = time_train_step(model, batch, fn, steps, warmup, ref_amp)
             padded = batch_size * size.max_seq_len
         else:

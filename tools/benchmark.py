@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark mma against a reference-style run of the same model, in one process.
+"""Benchmark mma against reference-style runs of the same model, in one process.
 
 Examples:
     python tools/benchmark.py --size medium                      # CPU, fp32, train step
@@ -32,21 +32,25 @@ def fmt_bytes(n):
 
 def train(args, bm):
     print(f'train step: size={args.size} batch={args.batch_size} images={args.n_images} '
-          f'amp={args.amp} frozen_dtype={args.frozen_dtype} compile={args.compile}', flush=True)
+          f'amp={args.amp} reference_amp={args.reference_amp} '
+          f'frozen_dtype={args.frozen_dtype} compile={args.compile}', flush=True)
     res = bm.run_train_benchmark(args.size, args.device, args.batch_size, args.n_images,
                                  args.steps, args.warmup, args.amp, args.frozen_dtype,
-                                 args.modes.split(','), args.gpu, args.compile)
-    print(f'{"mode":10s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
+                                 args.modes.split(','), args.gpu, args.compile,
+                                 True if args.reference_amp else None)
+    print(f'{"mode":14s} {"s/step":>8s} {"samples/s":>10s} {"real tok/s":>11s} '
           f'{"pad frac":>8s} {"peak mem":>10s} {"loss":>8s} {"MFU":>6s}')
     for mode, r in res.items():
         mfu = f'{100 * r["mfu"]:.1f}%' if 'mfu' in r else '-'
-        print(f'{mode:10s} {r["seconds"]:8.3f} {r["samples_per_s"]:10.2f} '
+        print(f'{mode:14s} {r["seconds"]:8.3f} {r["samples_per_s"]:10.2f} '
               f'{r["real_tokens_per_s"]:11.1f} {r["padded_fraction"]:8.2f} '
               f'{fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f} {mfu:>6s}')
-    if 'reference' in res and 'mma' in res:
-        ref, new = res['reference'], res['mma']
-        print(f'speed-up (reference / mma time): {ref["seconds"] / new["seconds"]:.2f}x; '
-              f'peak memory ratio (mma / reference): {new["peak_bytes"] / ref["peak_bytes"]:.2f}')
+    new = res.get('mma')
+    for name in ('reference-code', 'reference'):
+        if name in res and new is not None:
+            ref = res[name]
+            print(f'speed-up ({name} / mma time): {ref["seconds"] / new["seconds"]:.2f}x; '
+                  f'peak memory ratio (mma / {name}): {new["peak_bytes"] / ref["peak_bytes"]:.2f}')
     return res
 
 
@@ -67,8 +71,12 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--amp', default=None, help='autocast dtype for mma mode, e.g. bfloat16')
+    p.add_argument('--reference-amp', action='store_true',
+                   help='autocast the reference modes with --amp as well (always so on CUDA)')
     p.add_argument('--frozen-dtype', default=None, help='store frozen weights in this dtype')
-    p.add_argument('--modes', default='reference,mma')
+    p.add_argument('--modes', default='reference-code,reference,mma',
+                   help='comma-separated train-step modes: reference-code (the reference code\'s '
+                   'computation and kernels), reference (its computation on mma\'s kernels), mma')
     p.add_argument('--gpu', default='H100', help='peak-FLOPs table key for MFU')
     p.add_argument('--compile', nargs='?', const='default', default=None,
                    choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],

@@ -1,0 +1,171 @@
+"""The reference LaVIN training step written out with the reference code's own kernels.
+
+:func:`mma.benchmark.reference_loss` reproduces *what* the original code computes per step
+(padding to ``max_seq_len``, the zero image, eager attention, the full-vocabulary head) but runs it
+through mma's modules. This module reproduces also *how* the original computes it, on an mma
+model's weights, so that the benchmark can put a figure on the whole difference:
+
+- the ViT runs sequence-first (``NLD -> LND``, a non-contiguous view) through the functional path
+  of ``nn.MultiheadAttention`` (``F.multi_head_attention_forward``), every block on every token;
+- every adapter is a ``Conv1d`` with kernel 1 over the transposed activations (``(B, D, T)``),
+  the up-projection a grouped ``Conv1d``, each expert of a routed adapter a separate one;
+- rotary embeddings multiply complex numbers (``torch.view_as_complex`` / ``torch.polar``);
+- visual tokens are inserted by a per-sample ``torch.cat`` loop;
+- attention is matmul-softmax with an additive float mask, logits cover every position.
+
+The semantics are mma's where the reference is wrong (reference doc, section 6): each ViT token is
+routed by its own features, not by the tokens of batch item 0. With that, the loss equals
+:func:`mma.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
+pins mma's numerics to the reference formulation. Used by benchmarks only.
+"""
+import math
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mma.models.lavin import IGNORE_INDEX
+
+
+def _rms_norm(norm: nn.Module, x: Tensor) -> Tensor:
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)).type_as(x) * norm.weight
+
+
+def _freqs_cis(head_dim: int, length: int, theta: float, device) -> Tensor:
+    freqs = 1.0 / (theta**(torch.arange(0, head_dim, 2, device=device)[:head_dim // 2].float() /
+                           head_dim))
+    angles = torch.outer(torch.arange(length, device=device).float(), freqs)
+    return torch.polar(torch.ones_like(angles), angles)  # (T, Dh/2) complex64
+
+
+def _rotary(x: Tensor, freqs_cis: Tensor) -> Tensor:
+    """x (B, T, H, Dh) rotated by complex multiplication, as Meta's LLaMA code does."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    out = torch.view_as_real(xc * freqs_cis[None, :, None]).flatten(3)
+    return out.type_as(x)
+
+
+def _conv_adapter(adapter: nn.Module, x: Tensor, weights: Optional[Tensor]) -> Tensor:
+    """A (routed) RepAdapter the reference way. x (A, C, D) with the adapter mixing along D; the
+    reference transposes to (A, D, C) and runs kernel-1 convolutions along C. ``weights``
+    (A, C or 1, K) routing weights, None for a plain RepAdapter."""
+    xt = x.transpose(1, 2)
+    z = adapter.dropout(F.conv1d(xt, adapter.down.weight[..., None], adapter.down.bias))
+    ups = adapter.experts if hasattr(adapter, 'experts') else [adapter.up]
+    out = xt
+    for k, up in enumerate(ups):
+        y = F.conv1d(z, up.weight[..., None], up.bias, groups=up.groups) * adapter.scale
+        out = out + (y if weights is None else y * weights[..., k][:, None, :].to(y.dtype))
+    return out.transpose(1, 2).contiguous()
+
+
+def _vit_block(blk: nn.Module, x: Tensor) -> Tensor:
+    """One CLIP residual block on sequence-first x (L, N, W), adapters in ``ln_1``/``ln_2``."""
+    h = blk.ln_1(x) if not hasattr(blk.ln_1, 'adapter') else _adapted(blk.ln_1, x, per_token=True)
+    mha = blk.attn
+    attn = F.multi_head_attention_forward(
+        h, h, h, mha.embed_dim, mha.num_heads, mha.in_proj_weight, mha.in_proj_bias, None, None,
+        False, mha.dropout, mha.out_proj.weight, mha.out_proj.bias, training=mha.training,
+        need_weights=False)[0]
+    x = x + blk.ls_1(attn)
+    h = blk.ln_2(x) if not hasattr(blk.ln_2, 'adapter') else _adapted(blk.ln_2, x, per_token=True)
+    return x + blk.ls_2(blk.mlp(h))
+
+
+def _adapted(mod: nn.Module, x: Tensor, per_token: bool) -> Tensor:
+    """``AdaptedModule``: the wrapped module, then its adapter, routed per token."""
+    h = mod.module(x)
+    router = getattr(mod.adapter, 'router', None)
+    return _conv_adapter(mod.adapter, h, router(h) if router is not None else None)
+
+
+def encode_images(model, images: Tensor) -> Tensor:
+    """The reference ViT: every block on every token, sequence-first; CLS features -> projector."""
+    vit = model.vision
+    t = vit.tower
+    x = t.conv1(images.to(t.conv1.weight.dtype))
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    cls = t.class_embedding.to(x.dtype) + x.new_zeros(x.shape[0], 1, x.shape[-1])
+    x = t.ln_pre(torch.cat([cls, x], dim=1) + t.positional_embedding.to(x.dtype))
+    x = x.permute(1, 0, 2)  # NLD -> LND
+    feats: List[Tensor] = []
+    for i, blk in enumerate(vit.blocks[:vit.out_indices[-1] + 1]):
+        x = _vit_block(blk, x)
+        if i in vit.out_indices:
+            feats.append(x.permute(1, 0, 2)[:, :1])
+    feats = torch.cat(feats, dim=1)
+    return model.projector(feats.to(model.projector.fc1.weight.dtype))
+
+
+def _llm_block(blk: nn.Module, x: Tensor, freqs_cis: Tensor, mask: Tensor) -> Tensor:
+    a = _rms_norm(blk.attention_norm, x)
+    if blk.adapter_attn is not None:
+        router = getattr(blk.adapter_attn, 'router', None)
+        a = _conv_adapter(blk.adapter_attn, a, router(a[:, :1]) if router is not None else None)
+    att = blk.attention
+    b, t, _ = a.shape
+    q = att.wq(a).view(b, t, att.n_heads, att.head_dim)
+    k = att.wk(a).view(b, t, att.n_kv_heads, att.head_dim)
+    v = att.wv(a).view(b, t, att.n_kv_heads, att.head_dim)
+    q, k = _rotary(q, freqs_cis), _rotary(k, freqs_cis)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    rep = att.n_heads // att.n_kv_heads
+    if rep > 1:
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(att.head_dim) + mask
+    probs = F.softmax(scores.float(), dim=-1).type_as(q)
+    out = torch.matmul(probs, v).transpose(1, 2).contiguous().view(b, t, -1)
+    h = x + att.wo(out)
+    f = _rms_norm(blk.ffn_norm, h)
+    if blk.adapter_ffn is not None:
+        router = getattr(blk.adapter_ffn, 'router', None)
+        f = _conv_adapter(blk.adapter_ffn, f, router(f[:, :1]) if router is not None else None)
+    ff = blk.feed_forward
+    return h + ff.w2(F.silu(ff.w1(f)) * ff.w3(f))
+
+
+def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
+    """The training loss of one batch computed the way the reference code computes it.
+
+    ``batch`` as :func:`mma.benchmark.make_batch` makes it (text ids with the image prefix,
+    ``visual_pos``, images of the image samples only, labels with ``IGNORE_INDEX``).
+    """
+    llm = model.llm
+    ids, labels, has_image = batch['input_ids'], batch['labels'], batch['has_image'].bool()
+    b = ids.shape[0]
+    k = model.num_visual_tokens
+    words = max_seq_len - 1 - k  # text padded so that modality + text + visual = max_seq_len
+    ids = F.pad(ids, (0, max(words - ids.shape[1], 0)))[:, :words]
+    labels = F.pad(labels, (0, max(words - labels.shape[1], 0)), value=IGNORE_INDEX)
+    labels = labels[:, :words]
+    visual = None
+    if model.vision is not None:
+        images = batch['images'].new_zeros(b, *batch['images'].shape[1:])
+        images[has_image] = batch['images']  # text-only samples get a zero image
+        visual = encode_images(model, images)
+    emb = llm.tok_embeddings(ids)
+    rows, row_labels = [], []
+    for i in range(b):  # the reference's per-sample insertion loop
+        if visual is not None and has_image[i]:
+            p = int(batch['visual_pos'][i])
+            rows.append(torch.cat([emb[i, :p], visual[i].to(emb.dtype), emb[i, p:]]))
+            row_labels.append(torch.cat([labels[i, :p], labels.new_full((k, ), IGNORE_INDEX),
+                                         labels[i, p:]]))
+        else:
+            rows.append(torch.cat([emb[i], emb.new_zeros(k, emb.shape[-1])]))
+            row_labels.append(torch.cat([labels[i], labels.new_full((k, ), IGNORE_INDEX)]))
+    mod = model.modality_embedding(has_image.long()).to(emb.dtype)[:, None]
+    h = torch.cat([mod, torch.stack(rows)], dim=1)
+    labels = torch.cat([labels.new_full((b, 1), IGNORE_INDEX), torch.stack(row_labels)], dim=1)
+    t = h.shape[1]
+    freqs_cis = _freqs_cis(llm.args.head_dim, t, llm.args.rope_theta, h.device)
+    mask = torch.full((1, 1, t, t), float('-inf'), device=h.device).triu(1)
+    mask[:, :, 1:, 0] = float('-inf')  # no position > 0 sees the modality token
+    mask = mask.type_as(h)
+    for blk in llm.layers:
+        h = _llm_block(blk, h, freqs_cis, mask)
+    logits = llm.output(_rms_norm(llm.norm, h))  # every position, the whole vocabulary
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                           labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
