@@ -1,5 +1,5 @@
-"""Batching: pad to the longest sample of the batch."""
-from typing import List, Sequence
+"""Batching: pad to the longest sample of the batch (optionally rounded up to a bucket)."""
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
@@ -11,12 +11,17 @@ from .transforms import IGNORE_INDEX
 PAD_ID = 0
 
 
-def mma_collate(batch: Sequence[dict]) -> dict:
+def mma_collate(batch: Sequence[dict], pad_to_multiple_of: Optional[int] = None) -> dict:
     """Collate :class:`~mma.datasets.TokenizeForLaVIN` outputs into LaVIN's ``inputs``.
 
     ``input_ids`` are right-padded with 0 and ``labels`` with -100 to the longest sample of the
     batch (not to ``max_len``); ``images`` stacks the images of the image samples in batch order
     (None when there are none). Use as ``collate_fn=dict(type='mma_collate')``.
+
+    ``pad_to_multiple_of=N`` rounds the padded length up to a multiple of N, so that batches come
+    in a few fixed shapes: what ``torch.compile`` without dynamic shapes and CUDA graphs
+    (``mode='reduce-overhead'``) need to reuse their compiled code. Padding changes no loss or
+    prediction (pad positions have no label and come after every real token).
 
     Samples scored by choice log-likelihood (TruthfulQA) carry ``choice_ids`` (one token-id list
     per choice); the batch then holds them as ``inputs['choice_ids']``, a list per sample.
@@ -28,6 +33,11 @@ def mma_collate(batch: Sequence[dict]) -> dict:
     inputs = [b['inputs'] for b in batch]
     lengths = torch.tensor([len(x['input_ids']) for x in inputs], dtype=torch.long)
     longest = int(lengths.max())
+    if pad_to_multiple_of is not None:
+        if int(pad_to_multiple_of) < 1:
+            raise ValueError(f'mma_collate: pad_to_multiple_of must be >= 1, got '
+                             f'{pad_to_multiple_of}')
+        longest = -(-longest // int(pad_to_multiple_of)) * int(pad_to_multiple_of)
     ids = torch.full((len(batch), longest), PAD_ID, dtype=torch.long)
     for i, x in enumerate(inputs):
         ids[i, :len(x['input_ids'])] = x['input_ids']
