@@ -226,12 +226,17 @@ class LLaMA(nn.Module):
             :meth:`load_pretrained`, never at construction.
         quantization: ``'nf4'``, ``'fp4'`` or ``'int8'`` to quantise the block projections with
             bitsandbytes after loading (LaVIN-lite; CUDA only, see :mod:`mma.llms.lowbit`).
+        compile: If given, keyword arguments of ``torch.compile`` for every block (see
+            :meth:`compile_blocks`), e.g. ``dict(mode='reduce-overhead', dynamic=False)`` for CUDA
+            graphs; pair that with ``mma_collate(pad_to_multiple_of=...)`` so that batches come
+            in a few shapes. State-dict keys are unchanged.
         **kwargs: :class:`LLaMAArgs` fields.
     """
 
     def __init__(self, preset: Optional[str] = None, attn_backend: str = 'sdpa',
                  gradient_checkpointing: bool = False, checkpoint: Optional[str] = None,
-                 quantization: Optional[str] = None, **kwargs):
+                 quantization: Optional[str] = None, compile: Optional[dict] = None,
+                 **kwargs):
         super().__init__()
         from .lowbit import check_quantization
         from .presets import LLAMA_PRESETS
@@ -256,6 +261,8 @@ class LLaMA(nn.Module):
             TransformerBlock(a, i, attn_backend) for i in range(a.n_layers))
         self.norm = RMSNorm(a.dim, a.norm_eps)
         self.output = nn.Linear(a.dim, a.vocab_size, bias=False)
+        if compile is not None:
+            self.compile_blocks(**compile)
 
     @property
     def dim(self) -> int:
