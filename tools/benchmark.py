@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PRESETS = {
     'gpu-7b': dict(what='train,decode', size='7b', device='cuda', amp='bfloat16',
-                   frozen_dtype='bfloat16', steps=5, warmup=2, modes='reference,mma'),
+                   frozen_dtype='bfloat16', steps=5, warmup=2,
+                   modes='reference-code,reference,mma'),
     # mma's training step with the LLaMA blocks compiled into CUDA graphs (static shapes)
     'gpu-7b-graphs': dict(what='train', size='7b', device='cuda', amp='bfloat16',
                           frozen_dtype='bfloat16', steps=6, warmup=3, modes='mma',

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # LaVIN-7B-shaped training step (random bf16 frozen weights, batch 4, ScienceQA-like lengths;
-# reference-style and mma side by side) and decode throughput on one CUDA GPU, in a few minutes.
+# the reference modes and mma side by side) and decode throughput on one CUDA GPU, in a few minutes.
 #   bash tools/benchmark_gpu.sh [RESULTS.json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
