@@ -9,10 +9,10 @@ rule as :meth:`mma.models.LaVIN.attention_mask`.
 """
 import re
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mma.llms.llama import KVCache, LLaMA
 from mma.routers.routing import RoutingContext
@@ -50,14 +50,17 @@ class GenerationOutput:
 
     ``tokens``: generated ids (EOS excluded); ``texts``: decoded texts after stop handling;
     ``num_generated``: model-produced tokens per sample (EOS included); ``steps``: decode steps
-    of the batch; ``logits``: per step (B, V) logits when asked for.
+    of the batch; ``logits``: per step (B, V) logits when asked for; ``routing``: the router
+    weights of the generation (routed adapter -> (B, 1, K)), as kept with the KV cache. The cache
+    itself is not kept: callers that hold many outputs (evaluation) would hold every batch's
+    keys and values.
     """
     tokens: List[List[int]]
     texts: List[str]
     num_generated: List[int]
     steps: int
     logits: List[Tensor] = field(default_factory=list)
-    cache: Optional[KVCache] = None
+    routing: Dict[nn.Module, Tensor] = field(default_factory=dict)
 
 
 def left_align(embeds: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
@@ -202,4 +205,5 @@ def generate(llm: LLaMA, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
         logits = decode_one_token(llm, nxt, pad, cache)
     return GenerationOutput(tokens=tokens, texts=[f if f is not None else t
                                                   for f, t in zip(final, texts)],
-                            num_generated=counts, steps=steps, logits=all_logits, cache=cache)
+                            num_generated=counts, steps=steps, logits=all_logits,
+                            routing=dict(cache.routing))

@@ -71,7 +71,7 @@ def test_routing_weights_live_with_cache_and_match_full_forward(tiny_model, toke
     n_llm_routers = len(hooks)
     assert n_llm_routers == 2 and len(calls) == n_llm_routers  # computed at prefill only
     routed = [m for m in tiny_model.llm.modules() if hasattr(m, 'router')]
-    assert set(out.cache.routing) == set(routed)
+    assert set(out.routing) == set(routed)
     # the full (training) forward's weights, sample by sample
     for i in range(len(PROMPTS)):
         ctx = RoutingContext(token_index=torch.zeros(1, dtype=torch.long), cache={})
@@ -81,11 +81,11 @@ def test_routing_weights_live_with_cache_and_match_full_forward(tiny_model, toke
         with torch.no_grad():
             tiny_model.hidden_states(seq['embeds'], ctx)
         for m in routed:
-            torch.testing.assert_close(out.cache.routing[m][i], ctx.cache[m][0], atol=1e-6,
+            torch.testing.assert_close(out.routing[m][i], ctx.cache[m][0], atol=1e-6,
                                        rtol=0)
     # the two modalities route differently
     m = routed[0]
-    assert not torch.allclose(out.cache.routing[m][0], out.cache.routing[m][1])
+    assert not torch.allclose(out.routing[m][0], out.routing[m][1])
     assert not any(hasattr(m, 'weights') for m in routed)  # nothing left on modules
 
 
