@@ -358,6 +358,20 @@ def time_call(fn, device: str, repeats: int = 1):
     return sorted(times)[len(times) // 2], out
 
 
+def _quiet_init_weights(model) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter INFO report."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[str] = None,
                        n_questions: int = 64, batch_size: int = 16, device: str = 'cpu') -> dict:
     """ScienceQA-style evaluation of a trained model: reference-style decoding (64 tokens, no
@@ -373,7 +387,7 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
         from mma.demo.run import set_asset_paths
         set_asset_paths(cfg, assets)
     model = mma.build_model(cfg)
-    model.init_weights()
+    _quiet_init_weights(model)
     if checkpoint:
         load_adapter_checkpoint(model, checkpoint)
     model = model.to(device).eval()
@@ -396,8 +410,10 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
     def run_mma():
         return [model.generate(b['inputs']) for b in batches]
 
-    ref_s, ref_out = time_call(run_reference, device)
-    new_s, new_out = time_call(run_mma, device)
+    with PeakMemory(device) as ref_mem:
+        ref_s, ref_out = time_call(run_reference, device)
+    with PeakMemory(device) as new_mem:
+        new_s, new_out = time_call(run_mma, device)
     agree, n, ref_tokens, new_tokens = 0, 0, 0, 0
     for b, r, o in zip(batches, ref_out, new_out):
         for i, s in enumerate(b['data_samples']):
@@ -408,8 +424,10 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
         new_tokens += sum(o.num_generated)
     return dict(questions=n, reference_seconds=ref_s, mma_seconds=new_s,
                 speedup=ref_s / new_s, same_answers=agree / max(n, 1),
+                reference_questions_per_s=n / ref_s, mma_questions_per_s=n / new_s,
                 reference_tokens_per_question=ref_tokens / max(n, 1),
-                mma_tokens_per_question=new_tokens / max(n, 1))
+                mma_tokens_per_question=new_tokens / max(n, 1),
+                reference_peak_bytes=ref_mem.used, mma_peak_bytes=new_mem.used)
 
 
 def _bare_llm(model):
@@ -422,31 +440,40 @@ def _bare_llm(model):
 
 
 @torch.inference_mode()
-def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int,
-                        device: str) -> float:
-    """Greedy cached decoding throughput (generated tokens per second, prefill excluded)."""
+def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int, device: str,
+                        first: Optional[torch.Tensor] = None, return_logits: bool = False):
+    """Greedy cached decoding throughput (generated tokens per second, prefill excluded) from a
+    random prompt whose first position is ``first`` (the modality token; random if None); with
+    ``return_logits`` also the ``(batch_size, new_tokens, V)`` logits of the generated tokens."""
     from mma.models.generation import decode_one_token, prefill
     dim = llm.args.dim
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(batch_size, prompt_len, dim, generator=g).to(
         device, llm.tok_embeddings.weight.dtype)
+    if first is not None:
+        embeds[:, 0] = first.to(embeds.dtype)
     pad = torch.zeros(batch_size, dtype=torch.long, device=device)
     cache = llm.new_cache(batch_size, prompt_len + new_tokens + 1, dtype=embeds.dtype,
                           device=device)
     logits = prefill(llm, embeds, pad, cache)
+    history = []
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(new_tokens):
+        if return_logits:
+            history.append(logits)
         logits = decode_one_token(llm, logits.argmax(-1), pad, cache)
     _sync(device)
-    return batch_size * new_tokens / (time.perf_counter() - t0)
+    rate = batch_size * new_tokens / (time.perf_counter() - t0)
+    return (rate, torch.stack(history, 1).float().cpu()) if return_logits else rate
 
 
 def run_decode_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 4,
                          prompt_len: int = 128, new_tokens: int = 64,
                          frozen_dtype: Optional[str] = None, repeats: int = 3) -> dict:
     """Decode throughput of the bare LLaMA, the model with unmerged routed adapters, and the
-    model with adapters merged (text modality)."""
+    model with adapters merged (text modality), and the largest logit difference of the merged
+    and of the bare model from the unmerged one over the decoded tokens (merged: rounding only)."""
     from mma.models.merge import merge_lavin
     size = sizes()[size_name]
     fdt = getattr(torch, frozen_dtype) if frozen_dtype else None
@@ -459,9 +486,16 @@ def run_decode_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_s
         model.to(fdt)
     variants = {'bare': _bare_llm(model), 'unmerged': model.llm,
                 'merged': merge_lavin(model, 'text').llm}
-    out = {}
+    # every prompt starts with the text modality token, as text-only prompts do in LaVIN: the
+    # unmerged routers then pick the weights that the merge folded in
+    first = model.modality_embedding.weight[0].detach()
+    out, logits = {}, {}
     for name, llm in variants.items():
-        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device)
-                for _ in range(repeats)]
-        out[name] = sorted(runs)[len(runs) // 2]
+        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device, first,
+                                    return_logits=i == 0) for i in range(repeats)]
+        out[name] = sorted(r[0] if isinstance(r, tuple) else r for r in runs)[len(runs) // 2]
+        logits[name] = runs[0][1]
+    # the comparison is between equivalent models: merged adapters give the unmerged logits
+    for name in ('merged', 'bare'):
+        out[f'{name}_max_logit_diff'] = float((logits[name] - logits['unmerged']).abs().max())
     return out

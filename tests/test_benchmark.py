@@ -1,10 +1,14 @@
+import os
+
 import pytest
 import torch
 
 import mma
-from mma.benchmark import (build, make_batch, mma_loss, reference_loss, run_train_benchmark,
-                           sizes)
+from mma.benchmark import (build, make_batch, mma_loss, reference_loss, run_decode_benchmark,
+                           run_train_benchmark, sizes)
 from mma.benchmark_reference import reference_code_loss
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_reference_style_and_mma_losses_agree():
@@ -57,3 +61,43 @@ def test_train_benchmark_reports_every_mode():
     assert abs(res['reference-code']['loss'] - res['mma']['loss']) < 1e-4
     # reference pads to max_seq_len, mma to the longest sample
     assert res['reference']['padded_fraction'] > res['mma']['padded_fraction']
+
+
+def test_reference_style_decoding_gives_the_cached_greedy_tokens(tiny_model, tokenizer, sqa_root):
+    """The reference-style evaluation decoder (whole ViT batch, eager attention, shortest-prompt
+    prefill, one position per step, no early stop) and mma's cached generation agree token for
+    token over the first 16 new tokens of each question."""
+    from mma.benchmark import reference_generate
+    from mma.datasets import ScienceQADataset, mma_collate
+    ds = ScienceQADataset(str(sqa_root), split='test', prompt_format='QCM-ALE', test_mode=True,
+                          pipeline=[dict(type='LoadLaVINImage', size=32),
+                                    dict(type='TokenizeForLaVIN', tokenizer=tokenizer,
+                                         num_visual_tokens=2, with_answer=False)])
+    batch = mma_collate([ds[i] for i in range(6)])['inputs']
+    assert 0 < int(batch['has_image'].sum()) < 6 and len(set(batch['lengths'].tolist())) > 1
+    tiny_model.generation_cfg = dict(max_new_tokens=16, stop_at_eos=False)
+    ours = tiny_model.generate(batch).tokens
+    ref = reference_generate(tiny_model, batch, max_gen_len=16)
+    for i, toks in enumerate(ours):
+        assert len(toks) == 16 and len(ref['tokens'][i]) >= 16
+        assert ref['tokens'][i][:16] == list(toks), f'question {i}'
+
+
+def test_decode_benchmark_compares_equivalent_models():
+    res = run_decode_benchmark('tiny', prompt_len=8, new_tokens=6, repeats=1)
+    assert all(res[k] > 0 for k in ('bare', 'unmerged', 'merged'))
+    # merged adapters give the unmerged model's logits; the bare LLaMA (no adapters) does not
+    assert res['merged_max_logit_diff'] < 1e-4 < 1e-2 < res['bare_max_logit_diff']
+
+
+def test_eval_benchmark_runs_both_decoders(tmp_path, monkeypatch):
+    from mma.benchmark import run_eval_benchmark
+    from mma.testing import make_tiny_scienceqa
+    config = os.path.join(REPO_ROOT, 'configs', 'tiny', 'lavin_tiny_sqa.py')
+    monkeypatch.chdir(tmp_path)
+    make_tiny_scienceqa('work_dirs/tiny_sqa')
+    res = run_eval_benchmark(config, None, n_questions=8, batch_size=4)
+    assert res['questions'] == 8
+    assert res['reference_tokens_per_question'] >= 64  # no early stop: 64 after the longest prompt
+    assert res['mma_tokens_per_question'] <= 64
+    assert res['reference_seconds'] > 0 and res['mma_seconds'] > 0

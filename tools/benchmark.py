@@ -100,7 +100,9 @@ def main(argv=None):
                                     frozen_dtype=args.frozen_dtype)
         results['decode'] = r
         print(f'decode tokens/s ({args.size}, batch {args.batch_size}): ' +
-              ', '.join(f'{k} {v:.1f}' for k, v in r.items()))
+              ', '.join(f'{k} {r[k]:.1f}' for k in ('bare', 'unmerged', 'merged')))
+        print(f'  largest logit difference from the unmerged model: merged '
+              f'{r["merged_max_logit_diff"]:.2e}, bare {r["bare_max_logit_diff"]:.2e}')
         print(f'  merged / bare: {r["merged"] / r["bare"]:.3f}; unmerged / bare: '
               f'{r["unmerged"] / r["bare"]:.3f}')
     if 'eval' in what:
@@ -112,6 +114,9 @@ def main(argv=None):
               f'tokens/question), mma {r["mma_seconds"]:.2f} s '
               f'({r["mma_tokens_per_question"]:.1f} tokens/question): {r["speedup"]:.1f}x; '
               f'same parsed answers: {100 * r["same_answers"]:.1f}%')
+        print(f'  questions/s: reference-style {r["reference_questions_per_s"]:.1f}, mma '
+              f'{r["mma_questions_per_s"]:.1f}; peak memory: reference-style '
+              f'{fmt_bytes(r["reference_peak_bytes"])}, mma {fmt_bytes(r["mma_peak_bytes"])}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), results=results), f, indent=2)
