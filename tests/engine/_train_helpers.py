@@ -45,12 +45,9 @@ def run(cmd: list, timeout: int = 240) -> subprocess.CompletedProcess:
 
 
 def torchrun(nproc: int, args: list, timeout: int = 300) -> subprocess.CompletedProcess:
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    return run([sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-                f'--master_port={port}', os.path.join(REPO, 'tools', 'train.py')] + args +
+    # --standalone: torchrun's own rendezvous on a port it picks (no race for a free port)
+    return run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                f'--nproc_per_node={nproc}', os.path.join(REPO, 'tools', 'train.py')] + args +
                ['--launcher', 'pytorch'], timeout)
 
 

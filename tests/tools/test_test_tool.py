@@ -2,7 +2,6 @@
 exactly the same metrics and predictions."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -37,12 +36,6 @@ test_evaluator = dict(type='ScienceQAMetric')
     return model
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def run(args, cwd):
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env, capture_output=True,
@@ -69,7 +62,7 @@ def test_test_tool_one_and_two_processes(tmp_path, tokenizer_path, sqa_root):
     assert [p['qid'] for p in p1['predictions']] == [str(100 + i) for i in range(12)]
 
     out2 = tmp_path / 'p2.json'
-    run(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+    run(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
          os.path.join(ROOT, 'tools/test.py'), str(cfg_path), str(ckpt), '--launcher', 'pytorch',
          '--work-dir', str(tmp_path / 'w2'), '--out', str(out2)], tmp_path)
     p2 = json.loads(out2.read_text())
