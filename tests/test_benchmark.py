@@ -101,3 +101,22 @@ def test_eval_benchmark_runs_both_decoders(tmp_path, monkeypatch):
     assert res['reference_tokens_per_question'] >= 64  # no early stop: 64 after the longest prompt
     assert res['mma_tokens_per_question'] <= 64
     assert res['reference_seconds'] > 0 and res['mma_seconds'] > 0
+
+
+def test_benchmark_presets_name_real_options():
+    """Every option a preset of tools/benchmark.py sets exists (a typo would be silently
+    ignored by setattr), and its value parses as that option."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_cli', os.path.join(REPO_ROOT, 'tools', 'benchmark.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    parser = cli.build_parser()
+    actions = {a.dest: a for a in parser._actions}
+    for name, preset in cli.PRESETS.items():
+        for key, value in preset.items():
+            assert key in actions, f'preset {name}: unknown option {key}'
+            choices = actions[key].choices
+            assert choices is None or value in choices, f'preset {name}: {key}={value!r}'
+        for mode in preset.get('modes', 'mma').split(','):
+            assert mode in ('reference-code', 'reference', 'mma'), f'preset {name}: {mode}'
