@@ -63,18 +63,18 @@ def _conv_adapter(adapter: nn.Module, x: Tensor, weights: Optional[Tensor]) -> T
 
 def _vit_block(blk: nn.Module, x: Tensor) -> Tensor:
     """One CLIP residual block on sequence-first x (L, N, W), adapters in ``ln_1``/``ln_2``."""
-    h = blk.ln_1(x) if not hasattr(blk.ln_1, 'adapter') else _adapted(blk.ln_1, x, per_token=True)
+    h = blk.ln_1(x) if not hasattr(blk.ln_1, 'adapter') else _adapted(blk.ln_1, x)
     mha = blk.attn
     attn = F.multi_head_attention_forward(
         h, h, h, mha.embed_dim, mha.num_heads, mha.in_proj_weight, mha.in_proj_bias, None, None,
         False, mha.dropout, mha.out_proj.weight, mha.out_proj.bias, training=mha.training,
         need_weights=False)[0]
     x = x + blk.ls_1(attn)
-    h = blk.ln_2(x) if not hasattr(blk.ln_2, 'adapter') else _adapted(blk.ln_2, x, per_token=True)
+    h = blk.ln_2(x) if not hasattr(blk.ln_2, 'adapter') else _adapted(blk.ln_2, x)
     return x + blk.ls_2(blk.mlp(h))
 
 
-def _adapted(mod: nn.Module, x: Tensor, per_token: bool) -> Tensor:
+def _adapted(mod: nn.Module, x: Tensor) -> Tensor:
     """``AdaptedModule``: the wrapped module, then its adapter, routed per token."""
     h = mod.module(x)
     router = getattr(mod.adapter, 'router', None)
