@@ -1,8 +1,11 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
+import contextlib
+import logging
 from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -322,7 +325,8 @@ class LaVIN(BaseModel):
         both otherwise): ids of another vocabulary would silently mean other tokens.
         """
         if not any(p.is_meta for p in self.parameters()):
-            super().init_weights()
+            with _init_report_to_log_file_only():
+                super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
@@ -333,6 +337,20 @@ class LaVIN(BaseModel):
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
             load_adapter_checkpoint(self, self.adapter_checkpoint)
+
+
+@contextlib.contextmanager
+def _init_report_to_log_file_only():
+    """mmengine's ``init_weights`` writes a per-parameter report into the log file of a Runner,
+    and without one (chat, merging, benchmarks) prints it, a few lines per parameter, to the
+    console. Keep the log-file report; drop the console one (and other INFO lines of the call)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _as_dict(sample) -> dict:

@@ -195,3 +195,30 @@ def test_loss_ignores_prompt_and_padding(model):
     torch.testing.assert_close(model(changed, mode='loss')['loss'], loss)
     changed['labels'][1, 3] = changed['input_ids'][1, 3]  # one more target changes the loss
     assert not torch.allclose(model(changed, mode='loss')['loss'], loss)
+
+
+def test_init_weights_prints_no_per_parameter_report_without_a_log_file():
+    """Outside a Runner (chat, merging, benchmarks) mmengine would print a few lines per parameter
+    to the console; LaVIN.init_weights keeps that report for a Runner's log file only."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    import mma
+    from mma.testing import tiny_lavin_cfg
+    model = mma.build_model(tiny_lavin_cfg())
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    level = logger.level
+    try:
+        model.init_weights()
+        logger.info('still logging at INFO afterwards')
+    finally:
+        logger.removeHandler(handler)
+    assert logger.level == level
+    messages = [r.getMessage() for r in records]
+    assert not any('init_weights' in m for m in messages), messages[:3]
+    assert messages == ['still logging at INFO afterwards']
