@@ -15,11 +15,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from mma.benchmark_reference import pad_text, reference_code_loss, with_zero_images
 from mma.models.lavin import IGNORE_INDEX
 
 # Dense bf16 peak of one GPU, for model FLOPs utilisation.
@@ -115,15 +116,10 @@ def mma_loss(model, batch: dict) -> torch.Tensor:
 
 def reference_loss(model, batch: dict, max_seq_len: int = 512) -> torch.Tensor:
     """The loss the reference computes, the way it computes it (see module docstring)."""
-    b, length = batch['input_ids'].shape
-    k = model.num_visual_tokens
-    pad = max_seq_len - 1 - k - length
-    ids = F.pad(batch['input_ids'], (0, max(pad, 0)))[:, :max_seq_len - 1 - k]
-    labels = F.pad(batch['labels'], (0, max(pad, 0)), value=IGNORE_INDEX)[:, :ids.shape[1]]
+    ids, labels = pad_text(batch['input_ids'], batch['labels'], model.num_visual_tokens,
+                           max_seq_len)
     has_image = batch['has_image']
-    images = batch['images'].new_zeros(b, *batch['images'].shape[1:])
-    images[has_image] = batch['images']  # text-only samples get a zero image
-    visual = model.encode_images(images)[has_image]
+    visual = model.encode_images(with_zero_images(batch['images'], has_image))[has_image]
     seq = model.assemble(ids, has_image, batch['visual_pos'], visual, labels)
     with attention_backend(model, 'eager'):
         hidden = model.hidden_states(seq['embeds'])
@@ -260,7 +256,6 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     ``compile`` compiles its LLaMA blocks). Modes: ``reference-code``, ``reference``, ``mma``.
     ``amp`` autocasts mma mode; the reference modes too when ``reference_amp`` (default: on CUDA,
     where the reference trains in mixed precision; on CPU the reference figure is fp32)."""
-    from mma.benchmark_reference import reference_code_loss
     unknown = set(modes) - {'reference-code', 'reference', 'mma'}
     if unknown:
         raise ValueError(f'unknown benchmark modes {sorted(unknown)}; expected reference-code, '
@@ -273,14 +268,14 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     batch = make_batch(size, batch_size, n_images, vocab=vocab, device=device)
     real = int(batch['lengths'].sum()) + model.num_visual_tokens * n_images + batch_size
     labels = int((batch['labels'] != IGNORE_INDEX).sum())
+    if reference_amp is None:
+        reference_amp = device.startswith('cuda')
+    ref_amp = amp_dtype if reference_amp else None
     results = {}
     for mode in modes:
         if mode in ('reference', 'reference-code'):
             loss = reference_loss if mode == 'reference' else reference_code_loss
             fn = lambda m, b, f=loss: f(m, b, size.max_seq_len)  # noqa: E731
-            if reference_amp is None:
-                reference_amp = device.startswith('cuda')
-            ref_amp = amp_dtype if reference_amp else None
             r = time_train_step(model, batch, fn, steps, warmup, ref_amp)
             padded = batch_size * size.max_seq_len
         else:
@@ -316,9 +311,7 @@ def reference_generate(model, inputs: dict, max_gen_len: int = 64,
     has_image = inputs['has_image'].bool()
     visual = None
     if model.vision is not None and inputs.get('images') is not None:
-        images = inputs['images'].new_zeros(b, *inputs['images'].shape[1:])
-        images[has_image] = inputs['images']
-        visual = model.encode_images(images)[has_image]
+        visual = model.encode_images(with_zero_images(inputs['images'], has_image))[has_image]
     seq = model.assemble(inputs['input_ids'], has_image, inputs.get('visual_pos'), visual)
     embeds, lengths = seq['embeds'], model.prompt_lengths(inputs)
     start, total = int(lengths.min()), min(max_seq_len, int(lengths.max()) + max_gen_len)
@@ -358,20 +351,6 @@ def time_call(fn, device: str, repeats: int = 1):
     return sorted(times)[len(times) // 2], out
 
 
-def _quiet_init_weights(model) -> None:
-    """``model.init_weights()`` without mmengine's per-parameter INFO report."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-
-
 def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[str] = None,
                        n_questions: int = 64, batch_size: int = 16, device: str = 'cpu') -> dict:
     """ScienceQA-style evaluation of a trained model: reference-style decoding (64 tokens, no
@@ -387,7 +366,7 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
         from mma.demo.run import set_asset_paths
         set_asset_paths(cfg, assets)
     model = mma.build_model(cfg)
-    _quiet_init_weights(model)
+    model.init_weights()
     if checkpoint:
         load_adapter_checkpoint(model, checkpoint)
     model = model.to(device).eval()
@@ -441,10 +420,10 @@ def _bare_llm(model):
 
 @torch.inference_mode()
 def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int, device: str,
-                        first: Optional[torch.Tensor] = None, return_logits: bool = False):
+                        first: Optional[torch.Tensor] = None) -> Tuple[float, torch.Tensor]:
     """Greedy cached decoding throughput (generated tokens per second, prefill excluded) from a
-    random prompt whose first position is ``first`` (the modality token; random if None); with
-    ``return_logits`` also the ``(batch_size, new_tokens, V)`` logits of the generated tokens."""
+    random prompt whose first position is ``first`` (the modality token; random if None), and
+    the ``(batch_size, new_tokens, V)`` logits of the generated tokens."""
     from mma.models.generation import decode_one_token, prefill
     dim = llm.args.dim
     g = torch.Generator().manual_seed(0)
@@ -460,12 +439,11 @@ def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int, 
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(new_tokens):
-        if return_logits:
-            history.append(logits)
+        history.append(logits)
         logits = decode_one_token(llm, logits.argmax(-1), pad, cache)
     _sync(device)
     rate = batch_size * new_tokens / (time.perf_counter() - t0)
-    return (rate, torch.stack(history, 1).float().cpu()) if return_logits else rate
+    return rate, torch.stack(history, 1).float().cpu()
 
 
 def run_decode_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 4,
@@ -491,9 +469,9 @@ def run_decode_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_s
     first = model.modality_embedding.weight[0].detach()
     out, logits = {}, {}
     for name, llm in variants.items():
-        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device, first,
-                                    return_logits=i == 0) for i in range(repeats)]
-        out[name] = sorted(r[0] if isinstance(r, tuple) else r for r in runs)[len(runs) // 2]
+        runs = [decode_tokens_per_s(llm, batch_size, prompt_len, new_tokens, device, first)
+                for _ in range(repeats)]
+        out[name] = sorted(rate for rate, _ in runs)[len(runs) // 2]
         logits[name] = runs[0][1]
     # the comparison is between equivalent models: merged adapters give the unmerged logits
     for name in ('merged', 'bare'):

@@ -19,7 +19,7 @@ routed by its own features, not by the tokens of batch item 0. With that, the lo
 pins mma's numerics to the reference formulation. Used by benchmarks only.
 """
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +28,22 @@ from torch import Tensor, nn
 from mma.models.lavin import IGNORE_INDEX
 
 
-def _rms_norm(norm: nn.Module, x: Tensor) -> Tensor:
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)).type_as(x) * norm.weight
+def pad_text(ids: Tensor, labels: Tensor, num_visual_tokens: int,
+             max_seq_len: int) -> Tuple[Tensor, Tensor]:
+    """Text ids and labels padded (or cut) the reference's way, so that modality token + text +
+    visual tokens fill ``max_seq_len``."""
+    words = max_seq_len - 1 - num_visual_tokens
+    pad = max(words - ids.shape[1], 0)
+    return (F.pad(ids, (0, pad))[:, :words],
+            F.pad(labels, (0, pad), value=IGNORE_INDEX)[:, :words])
+
+
+def with_zero_images(images: Tensor, has_image: Tensor) -> Tensor:
+    """One image per sample, as the reference feeds the ViT: text-only samples get a zero image.
+    ``images`` holds the images of the image samples, in batch order."""
+    out = images.new_zeros(has_image.shape[0], *images.shape[1:])
+    out[has_image.bool()] = images
+    return out
 
 
 def _freqs_cis(head_dim: int, length: int, theta: float, device) -> Tensor:
@@ -100,7 +113,7 @@ def encode_images(model, images: Tensor) -> Tensor:
 
 
 def _llm_block(blk: nn.Module, x: Tensor, freqs_cis: Tensor, mask: Tensor) -> Tensor:
-    a = _rms_norm(blk.attention_norm, x)
+    a = blk.attention_norm(x)  # Meta's RMSNorm, as in the reference
     if blk.adapter_attn is not None:
         router = getattr(blk.adapter_attn, 'router', None)
         a = _conv_adapter(blk.adapter_attn, a, router(a[:, :1]) if router is not None else None)
@@ -118,7 +131,7 @@ def _llm_block(blk: nn.Module, x: Tensor, freqs_cis: Tensor, mask: Tensor) -> Te
     probs = F.softmax(scores.float(), dim=-1).type_as(q)
     out = torch.matmul(probs, v).transpose(1, 2).contiguous().view(b, t, -1)
     h = x + att.wo(out)
-    f = _rms_norm(blk.ffn_norm, h)
+    f = blk.ffn_norm(h)
     if blk.adapter_ffn is not None:
         router = getattr(blk.adapter_ffn, 'router', None)
         f = _conv_adapter(blk.adapter_ffn, f, router(f[:, :1]) if router is not None else None)
@@ -136,15 +149,10 @@ def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     ids, labels, has_image = batch['input_ids'], batch['labels'], batch['has_image'].bool()
     b = ids.shape[0]
     k = model.num_visual_tokens
-    words = max_seq_len - 1 - k  # text padded so that modality + text + visual = max_seq_len
-    ids = F.pad(ids, (0, max(words - ids.shape[1], 0)))[:, :words]
-    labels = F.pad(labels, (0, max(words - labels.shape[1], 0)), value=IGNORE_INDEX)
-    labels = labels[:, :words]
+    ids, labels = pad_text(ids, labels, k, max_seq_len)
     visual = None
     if model.vision is not None:
-        images = batch['images'].new_zeros(b, *batch['images'].shape[1:])
-        images[has_image] = batch['images']  # text-only samples get a zero image
-        visual = encode_images(model, images)
+        visual = encode_images(model, with_zero_images(batch['images'], has_image))
     emb = llm.tok_embeddings(ids)
     rows, row_labels = [], []
     for i in range(b):  # the reference's per-sample insertion loop
@@ -166,6 +174,6 @@ def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     mask = mask.type_as(h)
     for blk in llm.layers:
         h = _llm_block(blk, h, freqs_cis, mask)
-    logits = llm.output(_rms_norm(llm.norm, h))  # every position, the whole vocabulary
+    logits = llm.output(llm.norm(h))  # every position, the whole vocabulary
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                            labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
