@@ -3,10 +3,11 @@ __version__ = '0.1.0'
 
 from . import adapters, encoders, llms, models, routers  # noqa: F401,E402  (register components)
 from .builder import build_model  # noqa: E402
+from .loading import load_merged_lavin, load_model  # noqa: E402
 from .registry import (ADAPTERS, DATASETS, ENCODERS, HOOKS, LLMS, METRICS, MODELS,  # noqa: E402
                        ROUTERS, TOKENIZERS)
 
 __all__ = [
-    '__version__', 'build_model', 'ADAPTERS', 'DATASETS', 'ENCODERS', 'HOOKS', 'LLMS', 'METRICS',
-    'MODELS', 'ROUTERS', 'TOKENIZERS'
+    '__version__', 'build_model', 'load_model', 'load_merged_lavin', 'ADAPTERS', 'DATASETS',
+    'ENCODERS', 'HOOKS', 'LLMS', 'METRICS', 'MODELS', 'ROUTERS', 'TOKENIZERS'
 ]

@@ -10,19 +10,9 @@ from mma.registry import MODELS
 ConfigType = Union[str, os.PathLike, Config, ConfigDict, dict]
 
 
-def build_model(cfg: ConfigType, **overrides) -> nn.Module:
-    """Build a model (random or meta-device weights; no files are read).
-
-    Args:
-        cfg: A config path, an mmengine ``Config``, or a dict: either a full config with a
-            ``model`` field or a model config with a ``type``.
-        **overrides: Keys merged into the model config (e.g. ``llm=dict(...)``).
-
-    Returns:
-        The model. Base weights named in the config (LLaMA folder, CLIP file) are loaded by
-        ``model.init_weights()``, which the mmengine Runner calls; build under
-        ``with torch.device('meta'):`` to allocate nothing.
-    """
+def model_config(cfg: ConfigType) -> dict:
+    """The model config (a plain dict with ``type``) of a config path, ``Config`` or dict:
+    its ``model`` field, or the dict itself when it has a ``type``."""
     if isinstance(cfg, (str, os.PathLike)):
         if not os.path.isfile(cfg):
             raise FileNotFoundError(f'config file not found: {cfg}')
@@ -34,9 +24,27 @@ def build_model(cfg: ConfigType, **overrides) -> nn.Module:
         cfg = cfg['model']
     if 'type' not in cfg:
         raise KeyError("build_model: the config has neither a 'model' field nor a 'type' key")
+    return cfg.to_dict()
+
+
+def build_model(cfg: ConfigType, **overrides) -> nn.Module:
+    """Build a model (random or meta-device weights; no files are read).
+
+    Args:
+        cfg: A config path, an mmengine ``Config``, or a dict: either a full config with a
+            ``model`` field or a model config with a ``type``.
+        **overrides: Keys merged into the model config (e.g. ``llm=dict(...)``).
+
+    Returns:
+        The model. Base weights named in the config (LLaMA folder, CLIP file) are loaded by
+        ``model.init_weights()``, which the mmengine Runner calls; build under
+        ``with torch.device('meta'):`` to allocate nothing. :func:`mma.load_model` builds and
+        loads a trained model in one call.
+    """
+    cfg = model_config(cfg)
     if overrides:  # nested dicts merge into the config (``_delete_=True`` replaces)
-        merged = Config(dict(model=cfg.to_dict()))
+        merged = Config(dict(model=cfg))
         merged.merge_from_dict({'model': overrides})
-        cfg = merged.model
+        cfg = merged.model.to_dict()
     import mma.models  # noqa: F401  (registers LaVIN and friends)
     return MODELS.build(cfg)

@@ -8,7 +8,7 @@ See docs/visualization.md.
 """
 import argparse
 
-from mma.visualization import plot_curves
+from mma.apps.visualization import plot_curves
 
 
 def parse_args(argv=None):

@@ -10,10 +10,7 @@ Examples:
 """
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PRESETS = {
     'gpu-7b': dict(what='train,decode', size='7b', device='cuda', amp='bfloat16',
@@ -97,7 +94,7 @@ def main(argv=None):
         for k, v in PRESETS[args.preset].items():
             setattr(args, k, v)
     import torch
-    from mma import benchmark as bm
+    from mma.apps import benchmark as bm
     torch.backends.mha.set_fastpath_enabled(False)
     what = args.what.split(',')
     print(f'device={args.device} threads={torch.get_num_threads()}', flush=True)

@@ -22,7 +22,8 @@ def parse_args():
     p.add_argument('--max-new-tokens', type=int, default=256)
     p.add_argument('--temperature', type=float, default=0.0, help='0 = greedy')
     p.add_argument('--top-p', type=float, default=0.75)
-    p.add_argument('--seed', type=int, default=0, help='seeds sampling and random base weights')
+    p.add_argument('--seed', type=int, default=0, help='seeds sampling, and random base weights when the config sets no '
+                   'randomness.seed')
     p.add_argument('--max-context', type=int, help='context limit (default: the LLM max_seq_len)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args()
@@ -48,21 +49,14 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     import mma
     from mma.datasets import LoadLaVINImage, TokenizeForLaVIN, mma_collate
-    from mma.models import load_adapter_checkpoint
     torch.manual_seed(args.seed)
-    model = mma.build_model(cfg)
-    model.init_weights()
-    if args.checkpoint:
-        load_adapter_checkpoint(model, args.checkpoint)
-    model.eval()
+    model = mma.load_model(cfg, args.checkpoint)
     tok = model.tokenizer
     if tok is None:
         raise ValueError('the model config needs a tokenizer for chat')
     image = None
     if args.image:
-        size = model.vision.tower.image_size
-        image = LoadLaVINImage(size=tuple(size) if isinstance(size, (tuple, list)) else size
-                               ).load(args.image)
+        image = LoadLaVINImage(size=model.vision.image_size).load(args.image)
     tokenize = TokenizeForLaVIN(tok, max_len=None, with_answer=False)
     limit = args.max_context or model.llm.args.max_seq_len
     budget = limit - args.max_new_tokens - 3 - model.num_visual_tokens * (image is not None)

@@ -9,12 +9,10 @@ with ``torch.save`` or, for a ``.safetensors`` path, as safetensors. Use it as t
 """
 import argparse
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from mma.models.adapter_checkpoint import read_adapter_state_dict  # noqa: E402
+from mma.models.adapter_checkpoint import read_adapter_state_dict
 
 
 def main(argv=None) -> None:

@@ -12,16 +12,14 @@
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 
 def main(argv=None):
     from mmengine.config import DictAction
 
-    from mma.demo.run import DEFAULT_CONFIG, run_demo
+    from mma.apps.demo.run import DEFAULT_CONFIG, run_demo
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--work-dir', default='work_dirs/lavin_tiny_demo')

@@ -6,16 +6,13 @@
 Reads the base weights and the adapter checkpoint named in the config (or on the command line),
 merges (see :mod:`mma.models.merge`: LLM adapters and non-routed ViT adapters are folded; routed
 ViT adapters stay) and writes ``merged_{image,text}.safetensors`` holding the full merged model
-state dict. Load one with ``mma.models.merge.load_merged_lavin(path, config)``.
+state dict. Load one with ``mma.load_model(config, path)`` (or ``mma.load_merged_lavin(path)``).
 """
 import argparse
 import json
 import os
-import sys
 
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -44,15 +41,7 @@ def main(argv=None) -> None:
     if not model_cfg.get('adapter_checkpoint'):
         raise ValueError('merge_adapters: no adapter checkpoint (set adapter_checkpoint in the '
                          'config or pass --adapter-checkpoint)')
-    with torch.device('meta'):
-        model = mma.build_model(model_cfg)
-    model.to(DTYPES[args.dtype])  # free on meta: the loaders cast once to this dtype
-    model.init_weights()
-    unfilled = [n for n, p in model.named_parameters() if p.is_meta]
-    if unfilled:
-        raise ValueError(f'merge_adapters: no weights for {len(unfilled)} tensors, e.g. '
-                         f'{unfilled[:5]} (is every base weight file set in the config?)')
-    model.eval()
+    model = mma.load_model(model_cfg, dtype=DTYPES[args.dtype])
     os.makedirs(args.out, exist_ok=True)
     from safetensors.torch import save_file
     for modality in args.modality:

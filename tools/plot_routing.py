@@ -10,7 +10,6 @@ with. See docs/visualization.md.
 import argparse
 import os.path as osp
 
-import torch
 from mmengine.config import Config, DictAction
 
 
@@ -24,32 +23,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_trained_model(cfg: Config, checkpoint: str):
-    """The model as the Runner builds it (seeded from ``cfg.randomness`` first, so a tiny model's
-    random frozen weights are those it was trained with), with the checkpoint's adapters."""
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import set_random_seed
-
-    from mma.models import load_adapter_checkpoint
-    init_default_scope(cfg.get('default_scope', 'mma'))
-    randomness = cfg.get('randomness', {})
-    set_random_seed(seed=randomness.get('seed'),
-                    deterministic=randomness.get('deterministic', False),
-                    diff_rank_seed=randomness.get('diff_rank_seed', False))
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    load_adapter_checkpoint(model, checkpoint)  # adapter file or full mmengine checkpoint
-    return model
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    import mma  # noqa: F401  (registers mma's components)
-    from mma.visualization import plot_router_weights, router_weights
-    model = build_trained_model(cfg, args.checkpoint)
+    import mma
+    from mma.apps.visualization import plot_router_weights, router_weights
+    model = mma.load_model(cfg, args.checkpoint)
     weights = router_weights(model)
     plot_router_weights(weights, out=args.out, title=osp.basename(args.checkpoint))
     for name, w in weights.items():

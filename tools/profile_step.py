@@ -6,11 +6,8 @@ the time goes: the top kernels/ops and the device-busy fraction of the step's wa
     python tools/profile_step.py --size 7b --device cuda --amp bfloat16 --frozen-dtype bfloat16
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
@@ -26,7 +23,7 @@ def main(argv=None):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from mma import benchmark as bm
+    from mma.apps import benchmark as bm
     torch.backends.mha.set_fastpath_enabled(False)
     size = bm.sizes()[args.size]
     fdt = getattr(torch, args.frozen_dtype) if args.frozen_dtype else None

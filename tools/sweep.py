@@ -32,7 +32,6 @@ import os.path as osp
 import shlex
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
@@ -73,9 +72,9 @@ def _gpus(args, config: str) -> int:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mma.sweep import (Launch, command_line, execute, load_result, plan_runs,
+    from mma.apps.sweep import (Launch, command_line, execute, load_result, plan_runs,
                            write_report)
-    from mma.sweep.execute import export_adapters
+    from mma.apps.sweep.execute import export_adapters
     if args.export_adapters:
         print(export_adapters(args.export_adapters))
         return

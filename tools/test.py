@@ -14,8 +14,6 @@ from typing import List
 
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
-from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
 
 
 def parse_args():
@@ -72,19 +70,16 @@ def main():
     set_prediction_files(cfg, args.out or osp.join(cfg.work_dir, 'predictions.json'),
                          args.overwrite)
 
-    import mma  # noqa: F401  (registers mma's components)
+    import mma
     import mma.datasets  # noqa: F401
     import mma.evaluation  # noqa: F401
     from mma.engine.compat import setup_distributed
-    from mma.models import load_adapter_checkpoint
+    from mma.engine import runner_with_model
     from mma.registry import explain_unknown_types
     setup_distributed(cfg, args.launcher)
     with explain_unknown_types():
-        runner = Runner.from_cfg(cfg)
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        model.init_weights()  # base weights named in the config (the test loop does not call it)
-        load_adapter_checkpoint(model, args.checkpoint)
-        metrics = runner.test()
+        model = mma.load_model(cfg, args.checkpoint)  # base weights, then the adapters
+        metrics = runner_with_model(cfg, model).test()
     if not dist.is_initialized() or dist.get_rank() == 0:
         print_table(metrics)
     if dist.is_initialized():

@@ -65,6 +65,14 @@ class AdaptedModule(nn.Module):
                 state_dict[prefix + 'module.' + key[len(prefix):]] = state_dict.pop(key)
 
 
+def insert_adapter(slot, adapter: nn.Module) -> None:
+    """Put ``adapter`` into an :class:`~mma.slots.AdapterSlot`: into the empty slot itself, or
+    around the submodule the slot names (an :class:`AdaptedModule` keeping its keys)."""
+    occupant = slot.occupant
+    setattr(slot.parent, slot.name, adapter if occupant is None else
+            AdaptedModule(occupant, adapter))
+
+
 @torch.no_grad()
 def merge_into_linear(linear: nn.Linear, affine: Tuple[Tensor, Tensor]) -> nn.Linear:
     """Fold an affine map ``x -> M x + c`` that feeds ``linear`` into a new Linear layer.

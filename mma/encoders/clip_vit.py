@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mma.registry import ENCODERS
+from mma.slots import AdapterSlot
+
+from .base import VisionEncoder
 
 
 def _build_tower(model_name: Optional[str], vision_cfg: Optional[dict],
@@ -65,7 +68,7 @@ def _is_torchscript(path: str) -> bool:
 
 
 @ENCODERS.register_module()
-class CLIPViT(nn.Module):
+class CLIPViT(VisionEncoder):
     """The visual tower of CLIP, returning the CLS token after selected residual blocks.
 
     Args:
@@ -100,23 +103,35 @@ class CLIPViT(nn.Module):
         return self.tower.transformer.width
 
     @property
-    def num_tokens(self) -> int:
+    def num_features(self) -> int:
         return len(self.out_indices)
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        size = self.tower.image_size
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+    @property
+    def weights_path(self) -> Optional[str]:
+        return self.pretrained
 
     @property
     def blocks(self) -> nn.ModuleList:
         return self.tower.transformer.resblocks
 
-    def adapter_slots(self, placement: str) -> List[Tuple[nn.Module, str]]:
-        """``(block, norm name)`` pairs: ``'attn'`` adapts ``ln_1`` (before attention), ``'ffn'``
-        adapts ``ln_2`` (before the MLP), ``'block'`` both."""
-        names = {'attn': ['ln_1'], 'ffn': ['ln_2'], 'block': ['ln_1', 'ln_2']}
+    def adapter_slots(self, placement: str) -> List[AdapterSlot]:
+        """``'attn'`` adapts ``ln_1`` (its output feeds the attention's packed ``in_proj``),
+        ``'ffn'`` adapts ``ln_2`` (feeds ``mlp.c_fc``), ``'block'`` both; blocks after the last
+        feature block are not run, so they get none."""
+        names = {'attn': [('ln_1', ('attn.in_proj', ))], 'ffn': [('ln_2', ('mlp.c_fc', ))]}
+        names['block'] = names['attn'] + names['ffn']
         if placement not in names:
             raise ValueError(f"unknown ViT adapter placement {placement!r}; expected 'attn', "
                              "'ffn' or 'block'")
-        return [(blk, n) for blk in self.blocks[:self.out_indices[-1] + 1] for n in names[placement]]
+        return [AdapterSlot(blk, n, folds) for blk in self.blocks[:self.out_indices[-1] + 1]
+                for n, folds in names[placement]]
 
-    def forward(self, images: Tensor) -> Tensor:
+    def features(self, images: Tensor) -> Tensor:
         """images (B, 3, H, W) -> CLS tokens (B, num_tokens, width)."""
         t = self.tower
         x = t.conv1(images.to(t.conv1.weight.dtype))  # (B, W, g, g)

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
+from mmengine.runner import Runner
 
 from mma.adapters.utils import is_trainable
 from mma.registry import STRATEGIES
@@ -157,3 +158,15 @@ class CompatFSDPStrategy(FSDPStrategy):
 def apply_mmengine_fixes() -> None:
     """Apply the process-wide fix (1). Fixes 2 and 3 are used explicitly (launch, config)."""
     register_trusted_checkpoint_loader()
+
+
+def runner_with_model(cfg, model: torch.nn.Module) -> Runner:
+    """``Runner.from_cfg(cfg)`` around an already built (and loaded) ``model``: the Runner would
+    otherwise build ``cfg.model`` a second time (for a 7B model, a second copy of its weights)."""
+
+    class _PrebuiltModelRunner(Runner):
+
+        def build_model(self, _model_cfg):
+            return model
+
+    return _PrebuiltModelRunner.from_cfg(cfg)

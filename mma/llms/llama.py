@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mma.registry import LLMS
+from mma.slots import AdapterSlot
 from mma.routers.routing import RoutingContext
 
 ATTN_BACKENDS = ('sdpa', 'eager', 'xformers')
@@ -331,14 +332,22 @@ class LLaMA(nn.Module):
         return KVCache(self.args.n_layers, batch_size, max_len, self.args.n_kv_heads,
                        self.args.head_dim, dtype or ref.dtype, device or ref.device)
 
-    def adapter_slots(self, placement: str) -> List[Tuple[TransformerBlock, str]]:
-        """``(block, slot name)`` pairs for placement ``'attn'``, ``'ffn'`` or ``'block'``."""
-        names = {'attn': ['adapter_attn'], 'ffn': ['adapter_ffn'],
-                 'block': ['adapter_attn', 'adapter_ffn']}
+    def adapter_slots(self, placement: str) -> List[AdapterSlot]:
+        """Slots for placement ``'attn'`` (each block's ``adapter_attn``: its output feeds
+        ``wq``/``wk``/``wv``), ``'ffn'`` (``adapter_ffn``: feeds ``w1``/``w3``) or ``'block'``
+        (both)."""
+        names = {'attn': [('adapter_attn', ('attention.wq', 'attention.wk', 'attention.wv'))],
+                 'ffn': [('adapter_ffn', ('feed_forward.w1', 'feed_forward.w3'))]}
+        names['block'] = names['attn'] + names['ffn']
         if placement not in names:
             raise ValueError(f"unknown LLM adapter placement {placement!r}; expected 'attn', "
                              "'ffn' or 'block'")
-        return [(blk, n) for blk in self.layers for n in names[placement]]
+        return [AdapterSlot(blk, n, folds) for blk in self.layers for n, folds in names[placement]]
+
+    @property
+    def weights_path(self) -> Optional[str]:
+        """The Meta or HF folder :meth:`load_pretrained` reads (None: random weights)."""
+        return self.checkpoint
 
     def extra_repr(self) -> str:
         return ', '.join(f'{k}={v}' for k, v in asdict(self.args).items())

@@ -9,7 +9,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mma.adapters.utils import AdaptedModule, freeze_all_but_adapters, trainable_state_dict
+from mma.adapters.utils import freeze_all_but_adapters, insert_adapter, trainable_state_dict
 from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, TOKENIZERS
 from mma.routers.routing import RoutingContext
 
@@ -90,13 +90,12 @@ class LaVIN(BaseModel):
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
         if llm_adapter is not None:
-            for block, slot in self.llm.adapter_slots(llm_adapter_placement):
-                setattr(block, slot, _build_adapter(llm_adapter, dim))
+            for slot in self.llm.adapter_slots(llm_adapter_placement):
+                insert_adapter(slot, _build_adapter(llm_adapter, dim))
         if self.vision is not None:
             if vit_adapter is not None:
-                for block, norm in self.vision.adapter_slots(vit_adapter_placement):
-                    adapter = _build_adapter(vit_adapter, self.vision.width)
-                    setattr(block, norm, AdaptedModule(getattr(block, norm), adapter))
+                for slot in self.vision.adapter_slots(vit_adapter_placement):
+                    insert_adapter(slot, _build_adapter(vit_adapter, self.vision.width))
             self.projector = VisualProjector(self.vision.width, dim, projector_hidden)
         self.modality_embedding = nn.Embedding(2, dim)
         freeze_all_but_adapters(self)
@@ -123,13 +122,13 @@ class LaVIN(BaseModel):
     # ----------------------------------------------------------------------------------------
     @property
     def num_visual_tokens(self) -> int:
-        return self.vision.num_tokens if self.vision is not None else 0
+        return self.vision.num_features if self.vision is not None else 0
 
     def encode_images(self, images: Tensor) -> Tensor:
         """images (N, 3, H, W) -> visual tokens (N, k, dim) in the LLM's embedding space."""
         vision_trains = any(p.requires_grad for p in self.vision.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and vision_trains):
-            feats = self.vision(images)
+            feats = self.vision(images)  # (N, k, width); forward = features()
         return self.projector(feats.to(self.projector.fc1.weight.dtype))
 
     def assemble(self, input_ids: Tensor, has_image: Tensor, visual_pos: Optional[Tensor] = None,

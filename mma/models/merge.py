@@ -162,26 +162,3 @@ def load_merged_state_dict(model: nn.Module, state_dict: Dict[str, Tensor],
     model.load_state_dict(sd, strict=strict, assign=True)
     model.requires_grad_(False)
     return model
-
-
-def load_merged_lavin(path: str, config=None) -> nn.Module:
-    """Build a LaVIN from ``config`` (default: the config stored in the file by
-    ``tools/merge_adapters.py``) on the meta device and fill it from a merged ``.safetensors``."""
-    import json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from mma.builder import build_model
-    with safe_open(path, framework='pt') as f:
-        meta = f.metadata() or {}
-    if config is None:
-        if 'mma_model_config' not in meta:
-            raise ValueError(f'{path} stores no model config; pass config=')
-        config = json.loads(meta['mma_model_config'])
-    config = dict(config) if isinstance(config, dict) else config
-    with torch.device('meta'):
-        model = build_model(config)
-    if hasattr(model, 'adapter_checkpoint'):
-        model.adapter_checkpoint = None
-    return load_merged_state_dict(model, load_file(path)).eval()

@@ -1,6 +1,6 @@
 import torch
 
-from mma.adapters import AdaptedModule, RoutedRepAdapter
+from mma.adapters import RoutedRepAdapter, insert_adapter
 from mma.encoders import CLIPViT
 from mma.testing import TINY_VISION_CFG
 
@@ -13,7 +13,7 @@ def _tiny(**kw):
 def test_cls_tokens_equal_open_clip_intermediates():
     torch.backends.mha.set_fastpath_enabled(False)
     enc = _tiny(feature_every=2).eval()
-    assert enc.out_indices == (1, 3) and enc.num_tokens == 2
+    assert enc.out_indices == (1, 3) and enc.num_features == 2
     images = torch.randn(3, 3, 32, 32)
     ours = enc(images)
     ref = enc.tower.forward_intermediates(images, indices=[1, 3], intermediates_only=True,
@@ -28,8 +28,8 @@ def test_adapter_insertion_keeps_keys_and_identity_at_init():
     images = torch.randn(2, 3, 32, 32)
     base = enc(images)
     original = {k: v.clone() for k, v in enc.tower.state_dict().items()}
-    for block, name in enc.adapter_slots('block'):
-        setattr(block, name, AdaptedModule(getattr(block, name), RoutedRepAdapter(enc.width)))
+    for slot in enc.adapter_slots('block'):
+        insert_adapter(slot, RoutedRepAdapter(enc.width))
     torch.testing.assert_close(enc(images), base, rtol=0, atol=0)
     adapted = enc.tower.state_dict()
     assert set(original) <= set(adapted)

@@ -8,7 +8,8 @@ import torch
 import mma
 from mma.adapters import AdaptedModule, RoutedRepAdapter
 from mma.llms.checkpoints import base_state_dict, meta_params, save_meta_checkpoint
-from mma.models.merge import adapter_names, load_merged_lavin, merge_lavin
+from mma.loading import load_merged_lavin
+from mma.models.merge import adapter_names, merge_lavin
 from mma.testing import tiny_lavin_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,12 +11,13 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'engine'))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'engine'))
 from _train_helpers import REPO, TINY_CFG, data_options, train_in_process  # noqa
 
+import mma
 from mma.models import read_adapter_state_dict
 from mma.testing import make_tiny_scienceqa
-from mma.visualization import load_scalars, router_weights
+from mma.apps.visualization import load_scalars, router_weights
 
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)  # matplotlib's tab:blue, tab:orange
 
@@ -105,7 +106,7 @@ def test_plot_routing_from_a_trained_checkpoint(runs, tmp_path):
     cfg.merge_from_dict({'model.llm.vocab_size': 512,
                          'model.tokenizer.model_path': runs['sqa']['tokenizer']})
     with pytest.warns(UserWarning):
-        model = tool.build_trained_model(cfg, ckpt)
+        model = mma.load_model(cfg, ckpt)
     from mmengine.runner import Runner
     cfg.work_dir = str(tmp_path / 'runner')
     cfg.visualizer = None

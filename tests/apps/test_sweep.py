@@ -1,4 +1,4 @@
-"""tools/sweep.py and mma.sweep: grid expansion, changed keys, commands, the skip of finished runs,
+"""tools/sweep.py and mma.apps.sweep: grid expansion, changed keys, commands, the skip of finished runs,
 the table and the chart; one cheap end-to-end sweep (tiny demo configs, fixture data, 1 epoch)."""
 import csv
 import importlib.util
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import mma
-from mma.sweep import (Launch, Run, commands, config_changes, execute, expand_grid, load_result,
+from mma.apps.sweep import (Launch, Run, commands, config_changes, execute, expand_grid, load_result,
                        markdown, parse_grid, plan_runs, split_values, table, write_report)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

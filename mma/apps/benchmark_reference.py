@@ -1,6 +1,6 @@
 """The reference LaVIN training step written out with the reference code's own kernels.
 
-:func:`mma.benchmark.reference_loss` reproduces *what* the original code computes per step
+:func:`mma.apps.benchmark.reference_loss` reproduces *what* the original code computes per step
 (padding to ``max_seq_len``, the zero image, eager attention, the full-vocabulary head) but runs it
 through mma's modules. This module reproduces also *how* the original computes it, on an mma
 model's weights, so that the benchmark can put a figure on the whole difference:
@@ -15,7 +15,7 @@ model's weights, so that the benchmark can put a figure on the whole difference:
 
 The semantics are mma's where the reference is wrong (reference doc, section 6): each ViT token is
 routed by its own features, not by the tokens of batch item 0. With that, the loss equals
-:func:`mma.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
+:func:`mma.apps.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
 pins mma's numerics to the reference formulation. Used by benchmarks only.
 """
 import math
@@ -142,7 +142,7 @@ def _llm_block(blk: nn.Module, x: Tensor, freqs_cis: Tensor, mask: Tensor) -> Te
 def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     """The training loss of one batch computed the way the reference code computes it.
 
-    ``batch`` as :func:`mma.benchmark.make_batch` makes it (text ids with the image prefix,
+    ``batch`` as :func:`mma.apps.benchmark.make_batch` makes it (text ids with the image prefix,
     ``visual_pos``, images of the image samples only, labels with ``IGNORE_INDEX``).
     """
     llm = model.llm

@@ -5,7 +5,7 @@ step: every sequence padded to ``max_seq_len``, text-only samples pushed through
 image (and the result thrown away), eager matmul-softmax attention with a full additive mask, and
 logits for every position over the whole vocabulary, in fp32 - run through mma's modules, so it
 shares mma's kernels. Mode ``reference-code`` does the same with the reference code's own kernels
-as well (:mod:`mma.benchmark_reference`: sequence-first CLIP attention, Conv1d adapters, complex
+as well (:mod:`mma.apps.benchmark_reference`: sequence-first CLIP attention, Conv1d adapters, complex
 RoPE, a per-sample insertion loop). mma mode pads to the longest sample, runs the ViT on image
 samples only, uses SDPA and computes the output head only where there are labels.
 Figures are printed; nothing here asserts a time.
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from mma.benchmark_reference import pad_text, reference_code_loss, with_zero_images
+from mma.apps.benchmark_reference import pad_text, reference_code_loss, with_zero_images
 from mma.models.lavin import IGNORE_INDEX
 
 # Dense bf16 peak of one GPU, for model FLOPs utilisation.
@@ -359,17 +359,12 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
 
     import mma
     from mma.evaluation.scienceqa_metric import parse_answer
-    from mma.models.adapter_checkpoint import load_adapter_checkpoint
     from mma.registry import DATASETS
     cfg = Config.fromfile(config)
     if assets is not None:
-        from mma.demo.run import set_asset_paths
+        from mma.apps.demo.run import set_asset_paths
         set_asset_paths(cfg, assets)
-    model = mma.build_model(cfg)
-    model.init_weights()
-    if checkpoint:
-        load_adapter_checkpoint(model, checkpoint)
-    model = model.to(device).eval()
+    model = mma.load_model(cfg, checkpoint, device=device)
     from mmengine.registry import init_default_scope
     init_default_scope('mma')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)

@@ -3,7 +3,7 @@ the router preset must beat the text-only preset on image questions."""
 import json
 import os
 
-from mma.demo.run import chance_levels, prepare_assets, run_demo, set_asset_paths
+from mma.apps.demo.run import chance_levels, prepare_assets, run_demo, set_asset_paths
 
 
 def test_quick_demo_learns(tmp_path):
@@ -24,10 +24,10 @@ def test_quick_demo_learns(tmp_path):
 def test_assets_are_cached(tmp_path):
     from mmengine.config import Config
 
-    from mma.demo.run import DEFAULT_CONFIG
+    from mma.apps.demo.run import DEFAULT_CONFIG
     cfg = Config.fromfile(DEFAULT_CONFIG)
     set_asset_paths(cfg, str(tmp_path / 'assets'))
-    import mma.demo.run as run
+    import mma.apps.demo.run as run
     run.SETTINGS['tiny-test'] = dict(n_train=8, n_val=4, n_test=8, vit_steps=2, llm_steps=2)
     try:
         first = prepare_assets(cfg, 'tiny-test', log=lambda s: None)

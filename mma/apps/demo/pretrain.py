@@ -10,7 +10,7 @@ import json
 import os
 import random
 import shutil
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Sequence
 
 import torch
 import torch.nn.functional as F
