@@ -58,7 +58,7 @@ def main():
     if args.image:
         image = LoadLaVINImage(size=model.vision.image_size).load(args.image)
     tokenize = TokenizeForLaVIN(tok, max_len=None, with_answer=False)
-    limit = args.max_context or model.llm.args.max_seq_len
+    limit = args.max_context or model.llm.max_seq_len
     budget = limit - args.max_new_tokens - 3 - model.num_visual_tokens * (image is not None)
     interactive = sys.stdin.isatty()
     history: List[Tuple[str, str]] = []

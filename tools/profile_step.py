@@ -28,7 +28,7 @@ def main(argv=None):
     size = bm.sizes()[args.size]
     fdt = getattr(torch, args.frozen_dtype) if args.frozen_dtype else None
     model = bm.build(size, args.device, fdt).train()
-    batch = bm.make_batch(size, vocab=model.llm.args.vocab_size, device=args.device)
+    batch = bm.make_batch(size, vocab=model.llm.vocab_size, device=args.device)
     if args.compile:
         model.llm.compile_blocks()
     amp = getattr(torch, args.amp) if args.amp else None

@@ -1,10 +1,12 @@
-"""Adapters: small trainable modules put into explicit slots of frozen backbones."""
+"""Adapters: small trainable modules put into the slots of frozen backbones."""
+from mma.slots import AdaptedModule, AdapterSlot
+
+from .base import Adapter, adapter_fold, adapter_trainable_names
 from .rep_adapter import GroupedLinear, RepAdapter, RoutedRepAdapter
-from .utils import (TRAINABLE_MODULES, AdaptedModule, freeze_all_but_adapters, insert_adapter,
-                    is_trainable, merge_into_linear, trainable_state_dict)
+from .utils import declared_trainable_names, fold_into, merge_into_linear, set_trainable
 
 __all__ = [
-    'GroupedLinear', 'RepAdapter', 'RoutedRepAdapter', 'AdaptedModule', 'TRAINABLE_MODULES',
-    'freeze_all_but_adapters', 'insert_adapter', 'is_trainable', 'merge_into_linear',
-    'trainable_state_dict'
+    'Adapter', 'AdaptedModule', 'AdapterSlot', 'GroupedLinear', 'RepAdapter', 'RoutedRepAdapter',
+    'adapter_fold', 'adapter_trainable_names', 'declared_trainable_names', 'fold_into',
+    'merge_into_linear', 'set_trainable'
 ]

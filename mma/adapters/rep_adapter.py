@@ -1,5 +1,5 @@
 """RepAdapter and its routed form (the MM-Adapter of LaVIN)."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -7,6 +7,8 @@ from torch import Tensor, nn
 
 from mma.registry import ADAPTERS, ROUTERS
 from mma.routers.routing import RoutingContext
+
+from .base import Adapter, Affine
 
 
 class GroupedLinear(nn.Module):
@@ -39,12 +41,35 @@ class GroupedLinear(nn.Module):
         return f'in_features={self.in_features}, out_features={self.out_features}, groups={self.groups}'
 
 
+def down_projection(in_features: int, hidden_dim: int) -> nn.Linear:
+    """The bottleneck's down-projection d -> h: xavier-uniform weight, zero bias."""
+    down = nn.Linear(in_features, hidden_dim)
+    nn.init.xavier_uniform_(down.weight)
+    nn.init.zeros_(down.bias)
+    return down
+
+
+def up_projection(hidden_dim: int, in_features: int, groups: int) -> GroupedLinear:
+    """An up-projection h -> d with a block-diagonal weight, zero-initialised (identity adapter)."""
+    up = GroupedLinear(hidden_dim, in_features, groups)
+    nn.init.zeros_(up.weight)
+    nn.init.zeros_(up.bias)
+    return up
+
+
+def bottleneck_affine(down: nn.Linear, up_w: Tensor, up_b: Tensor, scale: float) -> Affine:
+    """``(M, c)`` of ``x + scale * (up_w @ down(x) + up_b)``: ``M = I + s B A``, ``c = s (B b_A + b_B)``."""
+    a_w, a_b = down.weight, down.bias  # (h, d), (h,)
+    eye = torch.eye(a_w.shape[1], dtype=a_w.dtype, device=a_w.device)
+    return eye + scale * up_w @ a_w, scale * (up_w @ a_b + up_b)
+
+
 @ADAPTERS.register_module()
-class RepAdapter(nn.Module):
+class RepAdapter(Adapter):
     """``y = x + s * up(dropout(down(x)))`` with a grouped, zero-initialised up-projection.
 
-    At initialisation ``y == x`` exactly. In eval mode the adapter is affine in ``x`` and can be
-    folded into the Linear layer that reads its output (:func:`mma.adapters.merge_into_linear`).
+    At initialisation ``y == x`` exactly. In eval mode the adapter is affine in ``x``
+    (:meth:`fold`), so merging folds it into the Linear layers that read its output.
 
     Args:
         in_features: Width d of the adapted hidden state.
@@ -58,40 +83,30 @@ class RepAdapter(nn.Module):
                  dropout: float = 0.1):
         super().__init__()
         self.scale = float(scale)
-        self.down = nn.Linear(in_features, hidden_dim)
+        self.down = down_projection(in_features, hidden_dim)
         self.dropout = nn.Dropout(dropout)
-        self.up = self._make_up(hidden_dim, in_features, groups)
-        nn.init.xavier_uniform_(self.down.weight)
-        nn.init.zeros_(self.down.bias)
-
-    @staticmethod
-    def _make_up(hidden_dim: int, in_features: int, groups: int) -> GroupedLinear:
-        up = GroupedLinear(hidden_dim, in_features, groups)
-        nn.init.zeros_(up.weight)
-        nn.init.zeros_(up.bias)
-        return up
+        self.up = up_projection(hidden_dim, in_features, groups)
 
     def forward(self, x: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
         return x + self.scale * self.up(self.dropout(self.down(x)))
 
-    def affine(self) -> Tuple[Tensor, Tensor]:
+    def affine(self) -> Affine:
         """``(M, c)`` with ``adapter(x) == x @ M.T + c`` in eval mode."""
-        return self._affine(self.up.dense_weight(), self.up.bias)
+        return bottleneck_affine(self.down, self.up.dense_weight(), self.up.bias, self.scale)
 
-    def _affine(self, up_w: Tensor, up_b: Tensor) -> Tuple[Tensor, Tensor]:
-        a_w, a_b = self.down.weight, self.down.bias  # (h, d), (h,)
-        eye = torch.eye(a_w.shape[1], dtype=a_w.dtype, device=a_w.device)
-        return eye + self.scale * up_w @ a_w, self.scale * (up_w @ a_b + up_b)
+    def fold(self, routing: Optional[Tensor] = None) -> Affine:
+        return self.affine()
 
 
 @ADAPTERS.register_module()
-class RoutedRepAdapter(RepAdapter):
+class RoutedRepAdapter(Adapter):
     """RepAdapter with one shared down-projection and K up-projections mixed by a router.
 
     ``y = x + s * sum_k w_k * up_k(z)``, ``z = dropout(down(x))``, ``w = router(r)``, where the
     routing input ``r`` is chosen by the :class:`~mma.routers.RoutingContext` of the call: the
     modality token of the same sample in the LLM, each token itself in the ViT (or with no
-    context).
+    context). Built from the same pieces as :class:`RepAdapter` (down-projection, zero-initialised
+    grouped up-projections, the same affine form per routing).
 
     Args:
         in_features, hidden_dim, groups, scale, dropout: As :class:`RepAdapter`.
@@ -102,10 +117,12 @@ class RoutedRepAdapter(RepAdapter):
     def __init__(self, in_features: int, hidden_dim: int = 8, groups: int = 2, scale: float = 1.0,
                  dropout: float = 0.1, num_experts: int = 2,
                  router: Optional[dict] = None):
-        super().__init__(in_features, hidden_dim, groups, scale, dropout)
-        del self.up
+        super().__init__()
+        self.scale = float(scale)
+        self.down = down_projection(in_features, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
         self.experts = nn.ModuleList(
-            self._make_up(hidden_dim, in_features, groups) for _ in range(num_experts))
+            up_projection(hidden_dim, in_features, groups) for _ in range(num_experts))
         router = dict(type='ModalityRouter') if router is None else dict(router)
         router.setdefault('in_features', in_features)
         router.setdefault('num_experts', num_experts)
@@ -121,11 +138,15 @@ class RoutedRepAdapter(RepAdapter):
         ups = F.linear(z, weight, bias).unflatten(-1, (len(self.experts), -1))
         return x + self.scale * (w[..., None] * ups).sum(-2)
 
-    def affine(self, weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def affine(self, weights: Optional[Tensor] = None) -> Affine:
         """``(M, c)`` for fixed routing ``weights`` of shape ``(K,)`` (one modality, one layer)."""
         if weights is None:
             raise ValueError('RoutedRepAdapter.affine needs the routing weights (K,) to fold; '
                              'they are constant per modality at inference')
         up_w = sum(w * e.dense_weight() for w, e in zip(weights, self.experts))
         up_b = sum(w * e.bias for w, e in zip(weights, self.experts))
-        return self._affine(up_w, up_b)
+        return bottleneck_affine(self.down, up_w, up_b, self.scale)
+
+    def fold(self, routing: Optional[Tensor] = None) -> Optional[Affine]:
+        """Foldable only for constant routing weights (None: per-token routing, not foldable)."""
+        return None if routing is None else self.affine(routing)

@@ -1,80 +1,39 @@
-"""Helpers around adapters: insertion into modules we do not own, merging, the trainable set."""
-from typing import Dict, Optional, Tuple
+"""Helpers around adapters: the trainable set a model declares, and folding into frozen layers."""
+from typing import Iterable, Set
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from mma.routers.routing import RoutingContext
-
-#: Top-level modules of a model that are trained besides the adapters (see :func:`is_trainable`).
-TRAINABLE_MODULES = ('projector', 'modality_embedding')
+from .base import Affine, adapter_trainable_names
 
 
-def is_trainable(name: str) -> bool:
-    """Whether the parameter or buffer ``name`` belongs to the trainable (saved) set.
+def declared_trainable_names(root: nn.Module, modules: Iterable[nn.Module]) -> Set[str]:
+    """State-dict names (relative to ``root``) of the tensors that train: the declared tensors
+    (:func:`~mma.adapters.base.adapter_trainable_names`) of each module in ``modules``.
 
-    One predicate serves both ``requires_grad`` and what goes into a checkpoint: everything inside
-    a module whose attribute name starts with ``adapter`` (adapter slots and inserted adapters,
-    routers included), plus the modules in :data:`TRAINABLE_MODULES`.
+    One set serves both ``requires_grad`` (:func:`set_trainable`) and what goes into a
+    checkpoint, so the two cannot disagree.
     """
-    parts = name.split('.')
-    return parts[0] in TRAINABLE_MODULES or any(p.startswith('adapter') for p in parts[:-1])
+    paths = {id(m): n for n, m in root.named_modules(remove_duplicate=False)}
+    out = set()
+    for m in modules:
+        if id(m) not in paths:
+            raise KeyError(f'{type(m).__name__} declared trainable is not a submodule of '
+                           f'{type(root).__name__}')
+        prefix = paths[id(m)] + '.' if paths[id(m)] else ''
+        out.update(prefix + n for n in adapter_trainable_names(m))
+    return out
 
 
-def trainable_state_dict(model: nn.Module) -> Dict[str, Tensor]:
-    """The model's state dict restricted to :func:`is_trainable` entries."""
-    return {k: v for k, v in model.state_dict().items() if is_trainable(k)}
-
-
-def freeze_all_but_adapters(model: nn.Module) -> None:
-    """Set ``requires_grad`` to exactly :func:`is_trainable`."""
-    for name, p in model.named_parameters():
-        p.requires_grad_(is_trainable(name))
-
-
-class AdaptedModule(nn.Module):
-    """Runs ``adapter(module(x))``; put in place of ``module`` in a model we do not own.
-
-    The wrapped module's state-dict keys are kept: ``ln_1.weight`` stays ``ln_1.weight`` (not
-    ``ln_1.module.weight``) in :meth:`state_dict` and loads from there, so original checkpoints
-    load unchanged; the adapter's keys are ``ln_1.adapter.*``.
-    """
-
-    def __init__(self, module: nn.Module, adapter: nn.Module):
-        super().__init__()
-        self.module = module
-        self.adapter = adapter
-        self._register_state_dict_hook(AdaptedModule._flatten_keys)
-        self._register_load_state_dict_pre_hook(AdaptedModule._nest_keys)
-
-    def forward(self, x: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
-        return self.adapter(self.module(x), ctx)
-
-    @staticmethod
-    def _flatten_keys(module, state_dict, prefix, local_metadata):
-        inner = prefix + 'module.'
-        for key in [k for k in state_dict if k.startswith(inner)]:
-            state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
-        return state_dict
-
-    @staticmethod
-    def _nest_keys(state_dict, prefix, *args, **kwargs):
-        for key in list(state_dict):
-            if key.startswith(prefix) and not key.startswith((prefix + 'adapter.',
-                                                               prefix + 'module.')):
-                state_dict[prefix + 'module.' + key[len(prefix):]] = state_dict.pop(key)
-
-
-def insert_adapter(slot, adapter: nn.Module) -> None:
-    """Put ``adapter`` into an :class:`~mma.slots.AdapterSlot`: into the empty slot itself, or
-    around the submodule the slot names (an :class:`AdaptedModule` keeping its keys)."""
-    occupant = slot.occupant
-    setattr(slot.parent, slot.name, adapter if occupant is None else
-            AdaptedModule(occupant, adapter))
+def set_trainable(root: nn.Module, names: Set[str]) -> None:
+    """``requires_grad`` exactly for the parameters in ``names`` (trainable tensors are never
+    inside a wrapped module, so their parameter names are their state-dict names)."""
+    for name, p in root.named_parameters():
+        p.requires_grad_(name in names)
 
 
 @torch.no_grad()
-def merge_into_linear(linear: nn.Linear, affine: Tuple[Tensor, Tensor]) -> nn.Linear:
+def merge_into_linear(linear: nn.Linear, affine: Affine) -> nn.Linear:
     """Fold an affine map ``x -> M x + c`` that feeds ``linear`` into a new Linear layer.
 
     ``linear(M x + c) = (W M) x + (W c + b)``. LLaMA's projections have no bias, so the result
@@ -90,3 +49,25 @@ def merge_into_linear(linear: nn.Linear, affine: Tuple[Tensor, Tensor]) -> nn.Li
     merged.bias.copy_(bias.to(w.dtype))
     merged.requires_grad_(False)
     return merged
+
+
+@torch.no_grad()
+def fold_into(parent: nn.Module, path: str, affine: Affine) -> None:
+    """Fold ``affine`` into the layer at ``path`` under ``parent``: an ``nn.Linear`` is replaced
+    by its merged copy; an ``nn.MultiheadAttention`` gets a merged packed input projection (new
+    tensors: the original module's are untouched)."""
+    owner_path, _, name = path.rpartition('.')
+    owner = parent.get_submodule(owner_path) if owner_path else parent
+    layer = getattr(owner, name)
+    if isinstance(layer, nn.Linear):
+        setattr(owner, name, merge_into_linear(layer, affine))
+        return
+    if isinstance(layer, nn.MultiheadAttention) and layer.in_proj_weight is not None:
+        tmp = nn.Linear(layer.embed_dim, 3 * layer.embed_dim, device='meta')
+        tmp.weight, tmp.bias = layer.in_proj_weight, layer.in_proj_bias
+        merged = merge_into_linear(tmp, affine)
+        layer.in_proj_weight = nn.Parameter(merged.weight, requires_grad=False)
+        layer.in_proj_bias = nn.Parameter(merged.bias, requires_grad=False)
+        return
+    raise TypeError(f'cannot fold an adapter into {path} ({type(layer).__name__}): expected '
+                    'nn.Linear or nn.MultiheadAttention with a packed in_proj')

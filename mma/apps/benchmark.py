@@ -97,17 +97,12 @@ def make_batch(size: Size, batch_size: int = 4, n_images: int = 2, prompt_frac: 
 
 @contextlib.contextmanager
 def attention_backend(model, backend: str):
-    """Temporarily switch every LLaMA attention module to ``backend``."""
-    from mma.llms.llama import Attention
-    mods = [m for m in model.modules() if isinstance(m, Attention)]
-    old = [m.backend for m in mods]
-    for m in mods:
-        m.backend = backend
+    """Temporarily switch the LLaMA's attention to ``backend``."""
+    old = model.llm.set_attn_backend(backend)
     try:
         yield
     finally:
-        for m, b in zip(mods, old):
-            m.backend = b
+        model.llm.set_attn_backend(old)
 
 
 def mma_loss(model, batch: dict) -> torch.Tensor:
@@ -123,7 +118,7 @@ def reference_loss(model, batch: dict, max_seq_len: int = 512) -> torch.Tensor:
     seq = model.assemble(ids, has_image, batch['visual_pos'], visual, labels)
     with attention_backend(model, 'eager'):
         hidden = model.hidden_states(seq['embeds'])
-    logits = model.llm.output(hidden).float()  # (B, T, V): every position, whole vocabulary
+    logits = model.llm.head(hidden).float()  # (B, T, V): every position, whole vocabulary
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), seq['labels'][:, 1:].flatten(),
                            ignore_index=IGNORE_INDEX)
 
@@ -233,14 +228,16 @@ def train_flops(model, batch: dict, real_tokens: int, label_tokens: int) -> floa
     """Model FLOPs of one frozen-backbone training step: 4·N per token through frozen weights
     (forward + input gradients; no weight gradients), plus attention and the output head."""
     llm = model.llm
-    block_params = sum(p.numel() for n, p in llm.layers.named_parameters() if 'adapter' not in n)
-    d, n_layers = llm.args.dim, llm.args.n_layers
+    head = llm.vocab_size * llm.dim
+    frozen = sum(v.numel() for v in llm.base_state_dict().values())
+    block_params = frozen - 2 * head  # the token embedding and the head are no blocks
+    d, n_layers = llm.dim, llm.num_layers
     t = batch['input_ids'].shape[1]
     flops = 4 * block_params * real_tokens
     flops += 4 * 2 * 2 * n_layers * d * t * real_tokens / 2  # causal QK^T and AV, fwd + bwd
-    flops += 4 * llm.output.weight.numel() * label_tokens
+    flops += 4 * head * label_tokens
     if model.vision is not None and batch['images'] is not None:
-        vit = sum(p.numel() for n, p in model.vision.named_parameters() if 'adapter' not in n)
+        vit = sum(p.numel() for p in model.vision.parameters() if not p.requires_grad)
         n_tok = (model.vision.tower.positional_embedding.shape[0])
         flops += 4 * vit * n_tok * batch['images'].shape[0]
     return float(flops)
@@ -264,7 +261,7 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     amp_dtype = getattr(torch, amp) if amp else None
     fdt = getattr(torch, frozen_dtype) if frozen_dtype else None
     model = build(size, device, fdt)
-    vocab = model.llm.args.vocab_size
+    vocab = model.llm.vocab_size
     batch = make_batch(size, batch_size, n_images, vocab=vocab, device=device)
     real = int(batch['lengths'].sum()) + model.num_visual_tokens * n_images + batch_size
     labels = int((batch['labels'] != IGNORE_INDEX).sum())
@@ -316,12 +313,12 @@ def reference_generate(model, inputs: dict, max_gen_len: int = 64,
     embeds, lengths = seq['embeds'], model.prompt_lengths(inputs)
     start, total = int(lengths.min()), min(max_seq_len, int(lengths.max()) + max_gen_len)
     cache = llm.new_cache(b, total, dtype=embeds.dtype, device=embeds.device)
-    ctx = RoutingContext(token_index=embeds.new_zeros(b, dtype=torch.long), cache=cache.routing)
+    ctx = RoutingContext(token_index=embeds.new_zeros(b, dtype=torch.long), cache={})
     tokens = [[] for _ in range(b)]
     with attention_backend(model, 'eager'):
         hidden = llm(embeds[:, :start], mask=model.attention_mask(start, embeds.device), ctx=ctx,
                      cache=cache)
-        logits = llm.output(hidden[:, -1]).float()
+        logits = llm.head(hidden[:, -1]).float()
         for cur in range(start, total):
             nxt = logits.argmax(-1)
             in_prompt = cur < lengths
@@ -330,12 +327,12 @@ def reference_generate(model, inputs: dict, max_gen_len: int = 64,
             if cur == total - 1:
                 break
             prompt_emb = embeds[:, min(cur, embeds.shape[1] - 1)]
-            emb = torch.where(in_prompt[:, None], prompt_emb, llm.tok_embeddings(nxt))
+            emb = torch.where(in_prompt[:, None], prompt_emb, llm.embed(nxt))
             mask = torch.ones(1, 1, 1, cur + 1, dtype=torch.bool, device=emb.device)
             mask[..., 0] = False  # the modality token is seen only by itself
             pos = torch.full((b, 1), cur, device=emb.device)
             hidden = llm(emb[:, None], pos, mask, ctx, cache)
-            logits = llm.output(hidden[:, -1]).float()
+            logits = llm.head(hidden[:, -1]).float()
     return dict(tokens=tokens, steps=total - start)
 
 
@@ -408,8 +405,8 @@ def _bare_llm(model):
     """A copy of the LLM without adapters sharing the frozen tensors."""
     from mma.models.merge import share_tensors_copy
     llm = share_tensors_copy(model.llm)
-    for blk in llm.layers:
-        blk.adapter_attn = blk.adapter_ffn = None
+    for slot in llm.adapter_slots('block'):
+        slot.remove()
     return llm
 
 
@@ -419,23 +416,22 @@ def decode_tokens_per_s(llm, batch_size: int, prompt_len: int, new_tokens: int, 
     """Greedy cached decoding throughput (generated tokens per second, prefill excluded) from a
     random prompt whose first position is ``first`` (the modality token; random if None), and
     the ``(batch_size, new_tokens, V)`` logits of the generated tokens."""
-    from mma.models.generation import decode_one_token, prefill
-    dim = llm.args.dim
+    from mma.models.generation import decode_one_token, prefill, routing_context
     g = torch.Generator().manual_seed(0)
-    embeds = torch.randn(batch_size, prompt_len, dim, generator=g).to(
-        device, llm.tok_embeddings.weight.dtype)
+    embeds = torch.randn(batch_size, prompt_len, llm.dim, generator=g).to(device, llm.dtype)
     if first is not None:
         embeds[:, 0] = first.to(embeds.dtype)
     pad = torch.zeros(batch_size, dtype=torch.long, device=device)
     cache = llm.new_cache(batch_size, prompt_len + new_tokens + 1, dtype=embeds.dtype,
                           device=device)
-    logits = prefill(llm, embeds, pad, cache)
+    ctx = routing_context(pad)
+    logits = prefill(llm, embeds, pad, cache, ctx)
     history = []
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(new_tokens):
         history.append(logits)
-        logits = decode_one_token(llm, logits.argmax(-1), pad, cache)
+        logits = decode_one_token(llm, logits.argmax(-1), pad, cache, ctx)
     _sync(device)
     rate = batch_size * new_tokens / (time.perf_counter() - t0)
     return rate, torch.stack(history, 1).float().cpu()

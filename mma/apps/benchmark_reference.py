@@ -18,13 +18,13 @@ routed by its own features, not by the tokens of batch item 0. With that, the lo
 :func:`mma.apps.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
 pins mma's numerics to the reference formulation. Used by benchmarks only.
 """
-import math
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mma.llms.reference_port import reference_llama_logits
 from mma.models.lavin import IGNORE_INDEX
 
 
@@ -46,20 +46,6 @@ def with_zero_images(images: Tensor, has_image: Tensor) -> Tensor:
     return out
 
 
-def _freqs_cis(head_dim: int, length: int, theta: float, device) -> Tensor:
-    freqs = 1.0 / (theta**(torch.arange(0, head_dim, 2, device=device)[:head_dim // 2].float() /
-                           head_dim))
-    angles = torch.outer(torch.arange(length, device=device).float(), freqs)
-    return torch.polar(torch.ones_like(angles), angles)  # (T, Dh/2) complex64
-
-
-def _rotary(x: Tensor, freqs_cis: Tensor) -> Tensor:
-    """x (B, T, H, Dh) rotated by complex multiplication, as Meta's LLaMA code does."""
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    out = torch.view_as_real(xc * freqs_cis[None, :, None]).flatten(3)
-    return out.type_as(x)
-
-
 def _conv_adapter(adapter: nn.Module, x: Tensor, weights: Optional[Tensor]) -> Tensor:
     """A (routed) RepAdapter the reference way. x (A, C, D) with the adapter mixing along D; the
     reference transposes to (A, D, C) and runs kernel-1 convolutions along C. ``weights``
@@ -72,6 +58,12 @@ def _conv_adapter(adapter: nn.Module, x: Tensor, weights: Optional[Tensor]) -> T
         y = F.conv1d(z, up.weight[..., None], up.bias, groups=up.groups) * adapter.scale
         out = out + (y if weights is None else y * weights[..., k][:, None, :].to(y.dtype))
     return out.transpose(1, 2).contiguous()
+
+
+def _adapt_by_modality_token(adapter: nn.Module, x: Tensor) -> Tensor:
+    """An LLM adapter the reference way, routed by the modality token (position 0)."""
+    router = getattr(adapter, 'router', None)
+    return _conv_adapter(adapter, x, router(x[:, :1]) if router is not None else None)
 
 
 def _vit_block(blk: nn.Module, x: Tensor) -> Tensor:
@@ -112,33 +104,6 @@ def encode_images(model, images: Tensor) -> Tensor:
     return model.projector(feats.to(model.projector.fc1.weight.dtype))
 
 
-def _llm_block(blk: nn.Module, x: Tensor, freqs_cis: Tensor, mask: Tensor) -> Tensor:
-    a = blk.attention_norm(x)  # Meta's RMSNorm, as in the reference
-    if blk.adapter_attn is not None:
-        router = getattr(blk.adapter_attn, 'router', None)
-        a = _conv_adapter(blk.adapter_attn, a, router(a[:, :1]) if router is not None else None)
-    att = blk.attention
-    b, t, _ = a.shape
-    q = att.wq(a).view(b, t, att.n_heads, att.head_dim)
-    k = att.wk(a).view(b, t, att.n_kv_heads, att.head_dim)
-    v = att.wv(a).view(b, t, att.n_kv_heads, att.head_dim)
-    q, k = _rotary(q, freqs_cis), _rotary(k, freqs_cis)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    rep = att.n_heads // att.n_kv_heads
-    if rep > 1:
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(att.head_dim) + mask
-    probs = F.softmax(scores.float(), dim=-1).type_as(q)
-    out = torch.matmul(probs, v).transpose(1, 2).contiguous().view(b, t, -1)
-    h = x + att.wo(out)
-    f = blk.ffn_norm(h)
-    if blk.adapter_ffn is not None:
-        router = getattr(blk.adapter_ffn, 'router', None)
-        f = _conv_adapter(blk.adapter_ffn, f, router(f[:, :1]) if router is not None else None)
-    ff = blk.feed_forward
-    return h + ff.w2(F.silu(ff.w1(f)) * ff.w3(f))
-
-
 def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     """The training loss of one batch computed the way the reference code computes it.
 
@@ -153,7 +118,7 @@ def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     visual = None
     if model.vision is not None:
         visual = encode_images(model, with_zero_images(batch['images'], has_image))
-    emb = llm.tok_embeddings(ids)
+    emb = llm.embed(ids)
     rows, row_labels = [], []
     for i in range(b):  # the reference's per-sample insertion loop
         if visual is not None and has_image[i]:
@@ -168,12 +133,8 @@ def reference_code_loss(model, batch: dict, max_seq_len: int = 512) -> Tensor:
     h = torch.cat([mod, torch.stack(rows)], dim=1)
     labels = torch.cat([labels.new_full((b, 1), IGNORE_INDEX), torch.stack(row_labels)], dim=1)
     t = h.shape[1]
-    freqs_cis = _freqs_cis(llm.args.head_dim, t, llm.args.rope_theta, h.device)
     mask = torch.full((1, 1, t, t), float('-inf'), device=h.device).triu(1)
     mask[:, :, 1:, 0] = float('-inf')  # no position > 0 sees the modality token
-    mask = mask.type_as(h)
-    for blk in llm.layers:
-        h = _llm_block(blk, h, freqs_cis, mask)
-    logits = llm.output(llm.norm(h))  # every position, the whole vocabulary
+    logits = reference_llama_logits(llm, h, mask.type_as(h), _adapt_by_modality_token)
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                            labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mma.registry import ENCODERS
-from mma.slots import AdapterSlot
+from mma.slots import AdapterSlot, base_state_dict
 
 from .base import VisionEncoder
 
@@ -123,13 +123,13 @@ class CLIPViT(VisionEncoder):
         """``'attn'`` adapts ``ln_1`` (its output feeds the attention's packed ``in_proj``),
         ``'ffn'`` adapts ``ln_2`` (feeds ``mlp.c_fc``), ``'block'`` both; blocks after the last
         feature block are not run, so they get none."""
-        names = {'attn': [('ln_1', ('attn.in_proj', ))], 'ffn': [('ln_2', ('mlp.c_fc', ))]}
+        names = {'attn': [('ln_1', ('attn', ))], 'ffn': [('ln_2', ('mlp.c_fc', ))]}
         names['block'] = names['attn'] + names['ffn']
         if placement not in names:
             raise ValueError(f"unknown ViT adapter placement {placement!r}; expected 'attn', "
                              "'ffn' or 'block'")
-        return [AdapterSlot(blk, n, folds) for blk in self.blocks[:self.out_indices[-1] + 1]
-                for n, folds in names[placement]]
+        return [AdapterSlot(blk, n, folds, wraps=True)
+                for blk in self.blocks[:self.out_indices[-1] + 1] for n, folds in names[placement]]
 
     def features(self, images: Tensor) -> Tensor:
         """images (B, 3, H, W) -> CLS tokens (B, num_tokens, width)."""
@@ -162,7 +162,7 @@ class CLIPViT(VisionEncoder):
         if any(k.startswith('visual.') for k in sd):
             sd = {k[len('visual.'):]: v for k, v in sd.items() if k.startswith('visual.')}
         what = self.model_name or 'the vision_cfg tower'
-        own = {k: v for k, v in self.tower.state_dict().items() if '.adapter.' not in k}
+        own = base_state_dict(self.tower, self.adapter_slots('block'))
         if 'conv1.weight' not in sd:
             raise ValueError(f'{path} does not look like CLIP vision weights: expected keys like '
                              f'visual.conv1.weight, found e.g. {sorted(sd)[:5]}')

@@ -25,7 +25,6 @@ import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
 from mmengine.runner import Runner
 
-from mma.adapters.utils import is_trainable
 from mma.registry import STRATEGIES
 
 _FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
@@ -109,8 +108,10 @@ class CompatFSDPStrategy(FSDPStrategy):
     parameters)."""
 
     def _trainable_params(self) -> dict:
+        from mma.engine.hooks import trainable_keys
+        keep = trainable_keys(self.model)
         return {k: p for k, p in ((_FSDP_PARTS.sub('', n), p)
-                                  for n, p in self.model.named_parameters()) if is_trainable(k)}
+                                  for n, p in self.model.named_parameters()) if k in keep}
 
     def model_state_dict(self) -> dict:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP

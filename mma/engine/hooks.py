@@ -7,7 +7,6 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mma.adapters.utils import is_trainable
 from mma.models.adapter_checkpoint import check_adapter_keys
 from mma.registry import HOOKS
 
@@ -24,17 +23,14 @@ def _is_fsdp(model) -> bool:
 
 def trainable_keys(model) -> Set[str]:
     """Names of the model's trainable (saved) tensors, wrapper prefixes removed."""
-    m = _unwrap(model)
-    names = [n for n, _ in m.named_parameters()] + [n for n, _ in m.named_buffers()]
-    names = [_WRAPPER_PARTS.sub('', n) for n in names]
-    return {n for n in names if is_trainable(n)}
+    return {_WRAPPER_PARTS.sub('', n) for n in _unwrap(model).trainable_names()}
 
 
 @HOOKS.register_module()
 class TrainableCheckpointHook(Hook):
     """Save only the trainable tensors; load them back over the model's own frozen weights.
 
-    Saving filters ``checkpoint['state_dict']`` with :func:`mma.adapters.is_trainable`. Loading
+    Saving keeps the model's declared trainable tensors (``model.trainable_names()``). Loading
     (resume or ``load_from``) requires the checkpoint to hold exactly the model's trainable tensors
     (an unknown, frozen or missing key is an error); the frozen weights stay those the model was
     built and initialised with (``init_weights`` reads the base weights from the user's files).
@@ -44,7 +40,9 @@ class TrainableCheckpointHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         sd = checkpoint['state_dict']
-        checkpoint['state_dict'] = type(sd)((k, v) for k, v in sd.items() if is_trainable(k))
+        keep = trainable_keys(runner.model)
+        checkpoint['state_dict'] = type(sd)((k, v) for k, v in sd.items()
+                                            if re.sub(r'^module\.', '', k) in keep)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         sd = {re.sub(r'^module\.', '', k): v for k, v in checkpoint['state_dict'].items()}
@@ -89,7 +87,7 @@ class VocabCheckHook(Hook):
         llm = getattr(_unwrap(runner.model), 'llm', None)
         dataloader = getattr(loop, 'dataloader', None)
         if llm is not None and dataloader is not None:
-            check_dataset_vocab(dataloader.dataset, llm.args.vocab_size, name)
+            check_dataset_vocab(dataloader.dataset, llm.vocab_size, name)
 
     def before_train(self, runner) -> None:
         self._check(runner, runner.train_loop, 'train_dataloader.dataset')

@@ -69,7 +69,7 @@ def preflight(cfg: Config) -> Tuple[bool, List[str]]:
                 dataset = DATASETS.build(cfg[key]['dataset'])
                 counts = validate_dataset(dataset, f'{key}.dataset')
                 if 'model' in state and hasattr(state['model'], 'llm'):
-                    check_dataset_vocab(dataset, state['model'].llm.args.vocab_size,
+                    check_dataset_vocab(dataset, state['model'].llm.vocab_size,
                                         f'{key}.dataset')
                 return (f"{counts['samples']} samples ({counts['image_samples']} with an image, "
                         f"all opened), over-long: {counts['truncated']} truncated, "

@@ -1,14 +1,15 @@
-"""LLM backbones and tokenizers."""
-from .llama import (Attention, FeedForward, KVCache, LLaMA, LLaMAArgs, RMSNorm, TransformerBlock,
-                    apply_rope, rope_cos_sin)
-from .checkpoints import (build_llama_from_folder, load_llama_weights, read_llama_args,
-                          save_meta_checkpoint)
+"""LLM backbones (the contract in :mod:`mma.llms.base`) and tokenizers."""
+from .args import LLaMAArgs
+from .base import KVCache, LLMBackbone
+from .checkpoints import load_llama_weights, read_llama_args, save_meta_checkpoint
+from .llama import (Attention, FeedForward, LLaMA, RMSNorm, TransformerBlock, apply_rope,
+                    build_llama_from_folder, rope_cos_sin)
 from .lowbit import QUANTIZATION_MODES, quantize_llama
 from .presets import LLAMA_PRESETS
 from .tokenizer import SentencePieceTokenizer
 
 __all__ = [
-    'Attention', 'FeedForward', 'KVCache', 'LLaMA', 'LLaMAArgs', 'LLAMA_PRESETS',
+    'Attention', 'FeedForward', 'KVCache', 'LLMBackbone', 'LLaMA', 'LLaMAArgs', 'LLAMA_PRESETS',
     'QUANTIZATION_MODES', 'RMSNorm', 'SentencePieceTokenizer', 'TransformerBlock', 'apply_rope',
     'build_llama_from_folder', 'load_llama_weights', 'quantize_llama', 'read_llama_args',
     'rope_cos_sin', 'save_meta_checkpoint'

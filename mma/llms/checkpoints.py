@@ -5,46 +5,17 @@ Both readers return a state dict in mma's (= Meta's) key names. Loading is fruga
 memory-mapped, every tensor is merged and cast once to the target dtype, and the result is
 ``assign``-ed into the model, so a model built on the meta device never holds a second copy.
 """
-import ctypes
-import glob
 import json
 import os
-import re
-import sys
 from dataclasses import fields
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from .llama import LLaMA, LLaMAArgs
-
-# Meta model-parallel layout (reference doc §7): the dim each shard splits; None = replicated.
-_META_SHARD_DIM = {
-    'tok_embeddings.weight': 1, 'output.weight': 0, 'norm.weight': None,
-    'attention.wq.weight': 0, 'attention.wk.weight': 0, 'attention.wv.weight': 0,
-    'attention.wo.weight': 1, 'feed_forward.w1.weight': 0, 'feed_forward.w3.weight': 0,
-    'feed_forward.w2.weight': 1, 'attention_norm.weight': None, 'ffn_norm.weight': None,
-    'rope.freqs': None,
-}
-_META_IGNORED = ('rope.freqs', )
-
-# HF name (after ``model.layers.{i}.``) -> Meta name (after ``layers.{i}.``).
-_HF_LAYER_KEYS = {
-    'self_attn.q_proj.weight': 'attention.wq.weight',
-    'self_attn.k_proj.weight': 'attention.wk.weight',
-    'self_attn.v_proj.weight': 'attention.wv.weight',
-    'self_attn.o_proj.weight': 'attention.wo.weight',
-    'mlp.gate_proj.weight': 'feed_forward.w1.weight',
-    'mlp.down_proj.weight': 'feed_forward.w2.weight',
-    'mlp.up_proj.weight': 'feed_forward.w3.weight',
-    'input_layernorm.weight': 'attention_norm.weight',
-    'post_attention_layernorm.weight': 'ffn_norm.weight',
-}
-_HF_TOP_KEYS = {'model.embed_tokens.weight': 'tok_embeddings.weight',
-                'model.norm.weight': 'norm.weight', 'lm_head.weight': 'output.weight'}
-
-Cast = Callable[[Tensor], Tensor]
+from .args import LLaMAArgs
+from .hf_format import hf_permute, hf_unpermute, iter_hf_state_dict  # noqa: F401  (re-exported)
+from .meta_format import _mmap_load, iter_meta_state_dict, meta_shards, save_meta_checkpoint  # noqa: F401,E501
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,22 +43,39 @@ def find_tokenizer(path: str) -> Optional[str]:
 
 
 def read_llama_args(path: str) -> dict:
-    """LLaMA hyperparameters (:class:`LLaMAArgs` fields) from ``params.json`` or ``config.json``.
+    """The sizes a Meta or HF folder states (:class:`~mma.llms.args.LLaMAArgs` fields).
 
-    ``vocab_size`` comes from the file or, when the file has none (Meta's ``-1``), from the
-    embedding matrix of the weights.
+    Meta's ``params.json`` leaves some fields implicit, as Meta's code reads them: ``n_kv_heads``
+    = ``n_heads``, ``rope_theta`` = 10000, no ``ffn_dim_multiplier``; ``vocab_size`` (-1 there)
+    comes from the embedding matrix of the weights (a memory-mapped shape, no tensor read). The
+    ``_source`` key names the file, for error messages.
     """
     fmt = checkpoint_format(path)
     if fmt == 'meta':
-        with open(os.path.join(path, 'params.json')) as f:
-            raw = json.load(f)
+        file = os.path.join(path, 'params.json')
+        raw = _read_json(file)
         names = {f.name for f in fields(LLaMAArgs)}
         kw = {k: v for k, v in raw.items() if k in names}
+        kw.setdefault('n_kv_heads', kw.get('n_heads'))
+        kw.setdefault('rope_theta', 10000.0)
+        kw.setdefault('ffn_dim_multiplier', None)
         if kw.get('vocab_size') is None or kw['vocab_size'] < 0:
             kw['vocab_size'] = checkpoint_vocab_size(path)
-        return kw
-    with open(os.path.join(path, 'config.json')) as f:
-        return hf_config_to_args(json.load(f), path)
+    else:
+        file = os.path.join(path, 'config.json')
+        kw = hf_config_to_args(_read_json(file), file)
+    if kw.get('n_kv_heads') is None:
+        kw.pop('n_kv_heads', None)
+    kw['_source'] = file
+    return kw
+
+
+def _read_json(file: str) -> dict:
+    try:
+        with open(file, encoding='utf-8') as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f'{file} is not valid UTF-8 JSON: {err}') from None
 
 
 def hf_config_to_args(cfg: dict, path: str = 'config.json') -> dict:
@@ -125,212 +113,6 @@ def _ffn_args(dim: int, hidden: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Meta format
-def meta_shards(path: str) -> List[str]:
-    shards = sorted(glob.glob(os.path.join(path, 'consolidated.*.pth')))
-    if not shards:
-        raise FileNotFoundError(f'no consolidated.NN.pth shards in Meta LLaMA folder {path}')
-    found = {int(m.group(1)) for m in (re.fullmatch(r'consolidated\.(\d+)\.pth',
-                                                    os.path.basename(f)) for f in shards) if m}
-    gaps = sorted(set(range(max(found) + 1)) - found) if found else []
-    if gaps:
-        raise FileNotFoundError(f'{path}: shard consolidated.{gaps[0]:02d}.pth is missing (Meta '
-                                f'LLaMA shards are numbered from 00; found '
-                                f'{[os.path.basename(f) for f in shards]})')
-    return shards
-
-
-def _shard_dim(key: str, path: str) -> Optional[int]:
-    short = re.sub(r'^layers\.\d+\.', '', key)
-    if short not in _META_SHARD_DIM:
-        raise KeyError(f'{path}: unexpected key {key!r} in a Meta LLaMA checkpoint')
-    return _META_SHARD_DIM[short]
-
-
-def _mmap_load(file: str) -> Dict[str, Tensor]:
-    return torch.load(file, map_location='cpu', mmap=True, weights_only=True)
-
-
-def _release(src: Tensor, kept: Tensor) -> None:
-    """Drop the resident pages of a memory-mapped ``src`` once it has been copied into ``kept``.
-
-    Pages of a private file mapping that are read stay in the process RSS until the whole shard
-    is unmapped; ``madvise(MADV_DONTNEED)`` gives them back now (a later read would fault them in
-    from the file again). A no-op where ``kept`` still uses ``src``'s memory or off Linux.
-    """
-    if _LIBC is None or src.device.type != 'cpu':
-        return
-    st = src.untyped_storage()
-    if kept.device.type == 'cpu' and kept.untyped_storage().data_ptr() == st.data_ptr():
-        return
-    start = src.data_ptr()
-    end = start + src.numel() * src.element_size()
-    start = (start + _PAGE - 1) // _PAGE * _PAGE  # whole pages inside the tensor only
-    end = end // _PAGE * _PAGE
-    if end > start:
-        _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # MADV_DONTNEED
-
-
-def _libc():
-    if not sys.platform.startswith('linux'):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-_LIBC = _libc()
-_PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
-
-
-def iter_meta_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
-    """Yield ``(key, tensor)`` merged over model-parallel shards, each cast once by ``cast``."""
-    shards = [_mmap_load(f) for f in meta_shards(path)]
-    keys = list(shards[0])
-    for i, sd in enumerate(shards[1:], 1):
-        if set(sd) != set(keys):
-            raise KeyError(f'{path}: shard {i} has different keys from shard 0: '
-                           f'{sorted(set(sd) ^ set(keys))[:5]}')
-    for key in keys:
-        if key in _META_IGNORED:
-            continue
-        dim = _shard_dim(key, path)
-        pieces = [sd.pop(key) for sd in shards]
-        if dim is None or len(pieces) == 1:
-            out = cast(pieces[0])
-            for p in pieces:
-                _release(p, out)
-            yield key, out
-        else:  # copy (and convert) each piece into its slot of one preallocated target tensor
-            shape = list(pieces[0].shape)
-            shape[dim] = sum(p.shape[dim] for p in pieces)
-            out = cast(pieces[0].narrow(dim, 0, 0)).new_empty(shape)
-            start = 0
-            for p in pieces:
-                out.narrow(dim, start, p.shape[dim]).copy_(p)
-                start += p.shape[dim]
-                _release(p, out)
-            yield key, out
-        del pieces
-
-
-def save_meta_checkpoint(state_dict: Dict[str, Tensor], path: str, params: dict,
-                         num_shards: int = 1) -> None:
-    """Write a Meta-layout folder (``params.json`` + ``consolidated.NN.pth``), split along the
-    model-parallel dims as Meta's 13B/30B/65B files are. For tests, tools and benchmarks."""
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, 'params.json'), 'w') as f:
-        json.dump(params, f)
-    shards: List[Dict[str, Tensor]] = [{} for _ in range(num_shards)]
-    for key, t in state_dict.items():
-        dim = _shard_dim(key, path)
-        if dim is None:
-            parts = [t] * num_shards
-        else:
-            if t.shape[dim] % num_shards:
-                raise ValueError(f'{key}: dim {dim} of {tuple(t.shape)} not divisible by '
-                                 f'{num_shards} shards')
-            parts = t.chunk(num_shards, dim)
-        for sd, p in zip(shards, parts):
-            sd[key] = p.clone()
-    for i, sd in enumerate(shards):
-        torch.save(sd, os.path.join(path, f'consolidated.{i:02d}.pth'))
-        sd.clear()
-
-
-# --------------------------------------------------------------------------------------------
-# HF format
-def hf_unpermute(w: Tensor, n_heads: int) -> Tensor:
-    """Undo HF's rotary permutation of q/k rows (``convert_llama_weights_to_hf.permute``):
-    HF keeps each head's rotary halves apart, Meta interleaves pairs."""
-    out_dim, in_dim = w.shape
-    return w.view(n_heads, 2, out_dim // n_heads // 2, in_dim).transpose(1, 2).reshape(
-        out_dim, in_dim)
-
-
-def hf_permute(w: Tensor, n_heads: int) -> Tensor:
-    """Meta -> HF row order of q/k (the inverse of :func:`hf_unpermute`)."""
-    out_dim, in_dim = w.shape
-    return w.view(n_heads, out_dim // n_heads // 2, 2, in_dim).transpose(1, 2).reshape(
-        out_dim, in_dim)
-
-
-def hf_weight_files(path: str) -> List[str]:
-    """The weight files of an HF folder: from an index if there is one, safetensors first."""
-    for index, single in (('model.safetensors.index.json', 'model.safetensors'),
-                          ('pytorch_model.bin.index.json', 'pytorch_model.bin')):
-        if os.path.isfile(os.path.join(path, index)):
-            with open(os.path.join(path, index)) as f:
-                files = sorted(set(json.load(f)['weight_map'].values()))
-            missing = [f for f in files if not os.path.isfile(os.path.join(path, f))]
-            if missing:
-                raise FileNotFoundError(f'{path}: {index} names missing shard files {missing}')
-            return [os.path.join(path, f) for f in files]
-        if os.path.isfile(os.path.join(path, single)):
-            return [os.path.join(path, single)]
-    raise FileNotFoundError(f'no HF weights in {path}: expected model.safetensors, '
-                            'pytorch_model.bin or a *.index.json with its shards')
-
-
-def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
-    """``(key, tensor, memory-mapped)`` for each tensor of one HF weights file."""
-    if file.endswith('.safetensors'):
-        from safetensors import safe_open
-        with safe_open(file, framework='pt') as f:
-            for key in f.keys():
-                yield key, f.get_tensor(key), False
-    else:
-        sd = _mmap_load(file)
-        for key in list(sd):
-            yield key, sd.pop(key), True
-
-
-def hf_key_to_meta(key: str) -> Optional[str]:
-    """mma/Meta name of an HF LLaMA key; None for keys to skip (``rotary_emb.inv_freq``)."""
-    if key in _HF_TOP_KEYS:
-        return _HF_TOP_KEYS[key]
-    m = re.fullmatch(r'model\.layers\.(\d+)\.(.+)', key)
-    if m and m.group(2) in _HF_LAYER_KEYS:
-        return f'layers.{m.group(1)}.{_HF_LAYER_KEYS[m.group(2)]}'
-    if key.endswith('rotary_emb.inv_freq'):
-        return None
-    raise KeyError(f'unexpected key {key!r} in an HF LLaMA checkpoint')
-
-
-def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
-    """Yield ``(meta_key, tensor)`` from an HF folder, q/k rows un-permuted, cast once."""
-    files = hf_weight_files(path)
-    with open(os.path.join(path, 'config.json')) as f:
-        cfg = json.load(f)
-    n_heads = cfg['num_attention_heads']
-    n_kv_heads = cfg.get('num_key_value_heads') or n_heads
-    seen_output = False
-    embed = None
-    for file in files:
-        for key, raw, mapped in _iter_hf_file(file):
-            t = raw
-            name = hf_key_to_meta(key)
-            if name is None:
-                continue
-            if name.endswith('attention.wq.weight'):
-                t = hf_unpermute(t, n_heads)
-            elif name.endswith('attention.wk.weight'):
-                t = hf_unpermute(t, n_kv_heads)
-            t = cast(t)
-            seen_output |= name == 'output.weight'
-            if name == 'tok_embeddings.weight':
-                embed = t
-            yield name, t
-            if mapped and name != 'tok_embeddings.weight':
-                _release(raw, t)
-    if not seen_output and cfg.get('tie_word_embeddings') and embed is not None:
-        yield 'output.weight', embed
-
-
-# --------------------------------------------------------------------------------------------
 # Loading into a model
 def checkpoint_vocab_size(path: str) -> int:
     """Rows of ``tok_embeddings`` in a Meta or HF folder (read from mmap'd shapes only)."""
@@ -360,7 +142,7 @@ def check_tokenizer_vocab(tokenizer, vocab_size: int, what: str) -> None:
                          'these weights')
 
 
-def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = None) -> None:
+def load_llama_weights(model: nn.Module, path: str, dtype: Optional[torch.dtype] = None) -> None:
     """Load a Meta or HF folder into ``model`` (possibly on the meta device), strictly.
 
     Every base (non-adapter) parameter of the model must be in the file with the same shape, and
@@ -378,7 +160,7 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
     ref = model.tok_embeddings.weight
     dtype = dtype or ref.dtype
     device = torch.device('cpu') if ref.is_meta else ref.device
-    own = {k: v for k, v in model.state_dict().items() if '.adapter_' not in k}
+    own = model.base_state_dict()
     tok = find_tokenizer(path)
     if tok is not None:
         check_tokenizer_vocab(tok, checkpoint_vocab_size(path), f'checkpoint {path}')
@@ -420,36 +202,9 @@ def load_llama_weights(model: LLaMA, path: str, dtype: Optional[torch.dtype] = N
         model.load_state_dict(to_assign, strict=False, assign=True)
 
 
-def build_llama_from_folder(path: str, tokenizer: Optional[str] = None,
-                            dtype: torch.dtype = torch.float32, **overrides) -> LLaMA:
-    """An mma LLaMA with hyperparameters and weights from a Meta or HF folder.
-
-    Args:
-        path: The weights folder.
-        tokenizer: ``tokenizer.model`` to check the vocabulary against (default: the one in the
-            folder or its parent, if any).
-        dtype: Dtype of the weights.
-        **overrides: Other ``LLaMA`` arguments (``attn_backend``, ``max_seq_len``, ...).
-    """
-    kw = read_llama_args(path)
-    tokenizer = tokenizer or find_tokenizer(path)
-    if tokenizer is not None:
-        check_tokenizer_vocab(tokenizer, kw['vocab_size'], f'checkpoint {path}')
-    kw.update(overrides)
-    with torch.device('meta'):
-        model = LLaMA(checkpoint=path, **kw)
-    load_llama_weights(model, path, dtype)
-    return model
-
-
 def meta_params(args: LLaMAArgs) -> dict:
     """A ``params.json`` dict for ``args`` (Meta's field names)."""
     return dict(dim=args.dim, n_layers=args.n_layers, n_heads=args.n_heads,
                 n_kv_heads=args.n_kv_heads, vocab_size=args.vocab_size,
                 multiple_of=args.multiple_of, ffn_dim_multiplier=args.ffn_dim_multiplier,
                 norm_eps=args.norm_eps, rope_theta=args.rope_theta)
-
-
-def base_state_dict(model: nn.Module) -> Dict[str, Tensor]:
-    """A LLaMA's state dict without adapter tensors (what a Meta checkpoint holds)."""
-    return {k: v for k, v in model.state_dict().items() if '.adapter_' not in k}

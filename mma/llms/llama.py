@@ -4,7 +4,8 @@ Module and parameter names mirror Meta's checkpoint keys (``tok_embeddings``, ``
 ``attention_norm``, ``feed_forward.w1``, ``ffn_norm``, ``norm``, ``output``) so Meta weights load as is.
 """
 import math
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import asdict
 from typing import List, Optional, Tuple
 
 import torch
@@ -13,52 +14,12 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mma.registry import LLMS
-from mma.slots import AdapterSlot
-from mma.routers.routing import RoutingContext
+from mma.slots import AdapterSlot, base_state_dict
+
+from .args import LLaMAArgs, resolve_args
+from .base import KVCache, LLMBackbone
 
 ATTN_BACKENDS = ('sdpa', 'eager', 'xformers')
-
-
-@dataclass
-class LLaMAArgs:
-    """Hyperparameters, named as in Meta's ``params.json``."""
-    dim: int = 4096
-    n_layers: int = 32
-    n_heads: int = 32
-    n_kv_heads: Optional[int] = None
-    vocab_size: int = 32000
-    multiple_of: int = 256
-    ffn_dim_multiplier: Optional[float] = None
-    norm_eps: float = 1e-6
-    rope_theta: float = 10000.0
-    max_seq_len: int = 2048
-
-    def __post_init__(self):
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
-        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
-            raise ValueError(f'LLaMA: dim={self.dim} must be divisible by n_heads={self.n_heads}, '
-                             f'and n_heads by n_kv_heads={self.n_kv_heads}')
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.n_heads
-
-    @property
-    def ffn_hidden_dim(self) -> int:
-        hidden = int(2 * 4 * self.dim / 3)
-        if self.ffn_dim_multiplier is not None:
-            hidden = int(self.ffn_dim_multiplier * hidden)
-        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> 'LLaMAArgs':
-        """From a ``params.json``-like dict; unknown keys are ignored, ``vocab_size`` -1 dropped."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if kw.get('vocab_size', 0) is not None and kw.get('vocab_size', 0) < 0:
-            kw.pop('vocab_size')
-        return cls(**kw)
 
 
 class RMSNorm(nn.Module):
@@ -88,36 +49,6 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     x0, x1 = xr[..., 0], xr[..., 1]
     out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
     return out.flatten(-2).type_as(x)
-
-
-class KVCache:
-    """A preallocated key/value cache for all layers; attached for inference only.
-
-    Columns ``[0, length)`` are filled. A forward call writes its T new columns at ``length`` in
-    every layer; the model advances ``length`` once all layers have run. ``routing`` keeps the
-    router weights computed at prefill (see :class:`~mma.routers.RoutingContext`).
-    """
-
-    def __init__(self, n_layers: int, batch_size: int, max_len: int, n_kv_heads: int,
-                 head_dim: int, dtype: torch.dtype, device: torch.device):
-        shape = (n_layers, batch_size, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-        self.length = 0
-        self.routing: dict = {}
-
-    @property
-    def max_len(self) -> int:
-        return self.k.shape[3]
-
-    def update(self, layer: int, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
-        """Write (B, Hkv, T, Dh) at the current length; return the filled (B, Hkv, S, Dh)."""
-        start, end = self.length, self.length + k.shape[2]
-        if end > self.max_len:
-            raise ValueError(f'KVCache: {end} positions exceed its max_len {self.max_len}')
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
 
 class Attention(nn.Module):
@@ -202,7 +133,7 @@ class TransformerBlock(nn.Module):
         self.register_module('adapter_ffn', None)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
-                ctx: Optional[RoutingContext] = None, cache: Optional[KVCache] = None) -> Tensor:
+                ctx=None, cache: Optional[KVCache] = None) -> Tensor:
         a = self.attention_norm(x)
         if self.adapter_attn is not None:
             a = self.adapter_attn(a, ctx)
@@ -214,8 +145,8 @@ class TransformerBlock(nn.Module):
 
 
 @LLMS.register_module()
-class LLaMA(nn.Module):
-    """The LLaMA decoder.
+class LLaMA(LLMBackbone):
+    """The LLaMA decoder (implements :class:`~mma.llms.base.LLMBackbone`).
 
     Args:
         preset: A name from :data:`mma.llms.LLAMA_PRESETS` (e.g. ``'llama-7b'``); keyword
@@ -223,15 +154,20 @@ class LLaMA(nn.Module):
         attn_backend: ``'sdpa'`` (default), ``'eager'`` (reference-style matmul-softmax) or
             ``'xformers'`` (CUDA only).
         gradient_checkpointing: Recompute each block in the backward pass (training only).
-        checkpoint: Path of the base weights (Meta folder or HF folder), loaded by
-            :meth:`load_pretrained`, never at construction.
+        checkpoint: Path of the base weights (Meta folder or HF folder). Its sizes
+            (``params.json`` / ``config.json``) are read at construction — no preset needed; a
+            preset or keyword that disagrees with them is an error — and its weights by
+            :meth:`load_pretrained`, never at construction. With a preset, a folder that does not
+            exist yet is allowed at construction when the sizes are given (a preset or keywords:
+            counting the parameters of a config on a machine without the weights); they are then
+            checked when it is loaded.
         quantization: ``'nf4'``, ``'fp4'`` or ``'int8'`` to quantise the block projections with
             bitsandbytes after loading (LaVIN-lite; CUDA only, see :mod:`mma.llms.lowbit`).
         compile: If given, keyword arguments of ``torch.compile`` for every block (see
             :meth:`compile_blocks`), e.g. ``dict(mode='reduce-overhead', dynamic=False)`` for CUDA
             graphs; pair that with ``mma_collate(pad_to_multiple_of=...)`` so that batches come
             in a few shapes. State-dict keys are unchanged.
-        **kwargs: :class:`LLaMAArgs` fields.
+        **kwargs: :class:`~mma.llms.args.LLaMAArgs` fields.
     """
 
     def __init__(self, preset: Optional[str] = None, attn_backend: str = 'sdpa',
@@ -239,6 +175,7 @@ class LLaMA(nn.Module):
                  quantization: Optional[str] = None, compile: Optional[dict] = None,
                  **kwargs):
         super().__init__()
+        from .checkpoints import read_llama_args
         from .lowbit import check_quantization
         from .presets import LLAMA_PRESETS
         check_quantization(quantization)
@@ -246,14 +183,14 @@ class LLaMA(nn.Module):
         if attn_backend not in ATTN_BACKENDS:
             raise ValueError(f'unknown attn_backend {attn_backend!r}; expected one of '
                              f'{ATTN_BACKENDS}')
-        base = {}
-        if preset is not None:
-            if preset not in LLAMA_PRESETS:
-                raise KeyError(f'unknown LLaMA preset {preset!r}; known: '
-                               f'{", ".join(sorted(LLAMA_PRESETS))}')
-            base = dict(LLAMA_PRESETS[preset])
-        base.update(kwargs)
-        self.args = LLaMAArgs(**base)
+        if preset is not None and preset not in LLAMA_PRESETS:
+            raise KeyError(f'unknown LLaMA preset {preset!r}; known: '
+                           f'{", ".join(sorted(LLAMA_PRESETS))}')
+        self._size_sources = (preset, dict(LLAMA_PRESETS.get(preset, {})), dict(kwargs))
+        sizes_given = preset is not None or bool(set(kwargs) & set(LLaMAArgs.__dataclass_fields__))
+        read_now = checkpoint is not None and (not sizes_given or os.path.isdir(checkpoint))
+        self.args = resolve_args(*self._size_sources,
+                                 read_llama_args(checkpoint) if read_now else None, checkpoint)
         self.gradient_checkpointing = gradient_checkpointing
         self.checkpoint = checkpoint
         a = self.args
@@ -265,20 +202,39 @@ class LLaMA(nn.Module):
         if compile is not None:
             self.compile_blocks(**compile)
 
+    # ---------------------------------------------------------------- the backbone contract --
     @property
     def dim(self) -> int:
         return self.args.dim
 
-    def compile_blocks(self, **kwargs) -> None:
-        """``torch.compile`` every block (fuses the small element-wise kernels of norms, rotary
-        embeddings and adapters; compiled lazily at the first call, shapes dynamic by default).
-        Optional: the eager model is the reference."""
-        kwargs.setdefault('dynamic', True)
-        for layer in self.layers:
-            layer.compile(**kwargs)
+    @property
+    def vocab_size(self) -> int:
+        return self.args.vocab_size
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.args.max_seq_len
+
+    @property
+    def num_layers(self) -> int:
+        return self.args.n_layers
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tok_embeddings.weight.dtype
+
+    @property
+    def weights_path(self) -> Optional[str]:
+        return self.checkpoint
+
+    def embed(self, input_ids: Tensor) -> Tensor:
+        return self.tok_embeddings(input_ids)
+
+    def head(self, hidden: Tensor) -> Tensor:
+        return self.output(hidden)
 
     def forward(self, embeds: Tensor, positions: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None, ctx: Optional[RoutingContext] = None,
+                mask: Optional[Tensor] = None, ctx=None,
                 cache: Optional[KVCache] = None) -> Tensor:
         """Run the blocks on input embeddings.
 
@@ -286,11 +242,11 @@ class LLaMA(nn.Module):
             embeds: (B, T, D) input embeddings.
             positions: (B, T) rotary positions; default ``cache.length + arange(T)``.
             mask: bool (B or 1, 1, T, S), True where a query may attend a key; None = causal.
-            ctx: Routing context for routed adapters.
+            ctx: Routing context, handed to the adapters in the slots.
             cache: KV cache to read and extend (inference).
 
         Returns:
-            (B, T, D) hidden states after the final norm (apply :attr:`output` for logits).
+            (B, T, D) hidden states after the final norm (:meth:`head` gives the logits).
         """
         b, t, _ = embeds.shape
         if positions is None:
@@ -307,23 +263,6 @@ class LLaMA(nn.Module):
         if cache is not None:
             cache.length += t
         return self.norm(h)
-
-    def load_pretrained(self, path: Optional[str] = None,
-                        dtype: Optional[torch.dtype] = None) -> None:
-        """Load base weights from a Meta or HF folder (default: :attr:`checkpoint`).
-
-        Frugal: shards are memory-mapped and each tensor is cast once to ``dtype`` (default: the
-        current parameter dtype) and assigned, so a model built on the meta device ends up with
-        one copy of the weights. Adapter slots are untouched. Then quantises the block
-        projections if :attr:`quantization` is set.
-        """
-        path = path or self.checkpoint
-        if path is not None:
-            from .checkpoints import load_llama_weights
-            load_llama_weights(self, path, dtype)
-        if self.quantization is not None:
-            from .lowbit import quantize_llama
-            quantize_llama(self, self.quantization)
 
     def new_cache(self, batch_size: int, max_len: int, dtype: Optional[torch.dtype] = None,
                   device: Optional[torch.device] = None) -> KVCache:
@@ -344,10 +283,74 @@ class LLaMA(nn.Module):
                              "'ffn' or 'block'")
         return [AdapterSlot(blk, n, folds) for blk in self.layers for n, folds in names[placement]]
 
-    @property
-    def weights_path(self) -> Optional[str]:
-        """The Meta or HF folder :meth:`load_pretrained` reads (None: random weights)."""
-        return self.checkpoint
+    def quantizable_linears(self) -> List[Tuple[nn.Module, str]]:
+        """The attention and FFN projections of every block (LaVIN-lite's low-bit targets)."""
+        return [(parent, name) for blk in self.layers
+                for parent, names in ((blk.attention, ('wq', 'wk', 'wv', 'wo')),
+                                      (blk.feed_forward, ('w1', 'w2', 'w3')))
+                for name in names]
+
+    def base_state_dict(self) -> dict:
+        """The state dict without adapter tensors (what a Meta checkpoint holds)."""
+        return base_state_dict(self, self.adapter_slots('block'))
+
+    def load_pretrained(self, path: Optional[str] = None,
+                        dtype: Optional[torch.dtype] = None) -> None:
+        """Load base weights from a Meta or HF folder (default: :attr:`checkpoint`).
+
+        Frugal: shards are memory-mapped and each tensor is cast once to ``dtype`` (default: the
+        current parameter dtype) and assigned, so a model built on the meta device ends up with
+        one copy of the weights. Adapter slots are untouched. Then quantises the block
+        projections if :attr:`quantization` is set.
+        """
+        path = path or self.checkpoint
+        if path is not None:
+            from .checkpoints import load_llama_weights, read_llama_args
+            if path == self.checkpoint:  # sizes not checked at construction (no folder then)
+                resolve_args(*self._size_sources, read_llama_args(path), path)
+            load_llama_weights(self, path, dtype)
+        if self.quantization is not None:
+            from .lowbit import quantize_llama
+            quantize_llama(self, self.quantization)
+
+    # ------------------------------------------------------------------------------ extras --
+    def set_attn_backend(self, backend: str) -> str:
+        """Switch every block's attention to ``backend``; returns the previous one."""
+        if backend not in ATTN_BACKENDS:
+            raise ValueError(f'unknown attn_backend {backend!r}; expected one of {ATTN_BACKENDS}')
+        old = self.layers[0].attention.backend
+        for blk in self.layers:
+            blk.attention.backend = backend
+        return old
+
+    def compile_blocks(self, **kwargs) -> None:
+        """``torch.compile`` every block (fuses the small element-wise kernels of norms, rotary
+        embeddings and adapters; compiled lazily at the first call, shapes dynamic by default).
+        Optional: the eager model is the reference."""
+        kwargs.setdefault('dynamic', True)
+        for layer in self.layers:
+            layer.compile(**kwargs)
 
     def extra_repr(self) -> str:
         return ', '.join(f'{k}={v}' for k, v in asdict(self.args).items())
+
+
+def build_llama_from_folder(path: str, tokenizer: Optional[str] = None,
+                            dtype: torch.dtype = torch.float32, **overrides) -> LLaMA:
+    """An mma LLaMA with hyperparameters and weights from a Meta or HF folder.
+
+    Args:
+        path: The weights folder.
+        tokenizer: ``tokenizer.model`` to check the vocabulary against (default: the one in the
+            folder or its parent, if any).
+        dtype: Dtype of the weights.
+        **overrides: Other ``LLaMA`` arguments (``attn_backend``, ``max_seq_len``, ...).
+    """
+    from .checkpoints import check_tokenizer_vocab, find_tokenizer, load_llama_weights
+    with torch.device('meta'):
+        model = LLaMA(checkpoint=path, **overrides)
+    tokenizer = tokenizer or find_tokenizer(path)
+    if tokenizer is not None:
+        check_tokenizer_vocab(tokenizer, model.vocab_size, f'checkpoint {path}')
+    load_llama_weights(model, path, dtype)
+    return model

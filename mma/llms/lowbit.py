@@ -19,8 +19,6 @@ from torch import nn
 from mma.registry import OPTIMIZERS
 
 QUANTIZATION_MODES = ('nf4', 'fp4', 'int8')
-_TARGETS = ('attention.wq', 'attention.wk', 'attention.wv', 'attention.wo', 'feed_forward.w1',
-            'feed_forward.w2', 'feed_forward.w3')
 
 
 def require_lowbit(what: str):
@@ -49,7 +47,8 @@ def check_quantization(mode: Optional[str]) -> None:
 @torch.no_grad()
 def quantize_llama(model: nn.Module, mode: str, compute_dtype: torch.dtype = torch.bfloat16,
                    device: Optional[torch.device] = None) -> int:
-    """Replace the block projections of an mma LLaMA by quantised bitsandbytes layers.
+    """Replace the frozen linears a backbone names (``model.quantizable_linears()``: for LLaMA the
+    attention and FFN projections of every block) by quantised bitsandbytes layers.
 
     Returns:
         The number of layers replaced.
@@ -59,28 +58,25 @@ def quantize_llama(model: nn.Module, mode: str, compute_dtype: torch.dtype = tor
         raise ValueError(f'unknown quantization {mode!r}; expected one of {QUANTIZATION_MODES}')
     device = device or torch.device('cuda', torch.cuda.current_device())
     n = 0
-    for blk in model.layers:
-        for path in _TARGETS:
-            parent_name, name = path.split('.')
-            parent = getattr(blk, parent_name)
-            lin = getattr(parent, name)
-            if not isinstance(lin, nn.Linear):
-                continue  # already quantised
-            w = lin.weight.detach().to('cpu', torch.float16)  # bnb quantises on the move to CUDA
-            bias = lin.bias is not None
-            if mode == 'int8':
-                q = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, bias=bias,
-                                        has_fp16_weights=False, threshold=6.0)
-                q.weight = bnb.nn.Int8Params(w, requires_grad=False, has_fp16_weights=False)
-            else:
-                q = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=bias,
-                                      compute_dtype=compute_dtype, quant_type=mode)
-                q.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type=mode)
-            if bias:
-                q.bias = nn.Parameter(lin.bias.detach().to('cpu', compute_dtype),
-                                      requires_grad=False)
-            setattr(parent, name, q.to(device))
-            n += 1
+    for parent, name in model.quantizable_linears():
+        lin = getattr(parent, name)
+        if not isinstance(lin, nn.Linear):
+            continue  # already quantised
+        w = lin.weight.detach().to('cpu', torch.float16)  # bnb quantises on the move to CUDA
+        bias = lin.bias is not None
+        if mode == 'int8':
+            q = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, bias=bias,
+                                    has_fp16_weights=False, threshold=6.0)
+            q.weight = bnb.nn.Int8Params(w, requires_grad=False, has_fp16_weights=False)
+        else:
+            q = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=bias,
+                                  compute_dtype=compute_dtype, quant_type=mode)
+            q.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type=mode)
+        if bias:
+            q.bias = nn.Parameter(lin.bias.detach().to('cpu', compute_dtype),
+                                  requires_grad=False)
+        setattr(parent, name, q.to(device))
+        n += 1
     return n
 
 

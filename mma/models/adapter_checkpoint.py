@@ -1,7 +1,7 @@
 """Adapter checkpoints: mma's own, mmengine's, and the original LaVIN code's.
 
 An mma adapter checkpoint is a flat ``{name: tensor}`` dict of the model's trainable tensors
-(:func:`mma.adapters.trainable_state_dict`) saved with ``torch.save`` or as ``.safetensors``.
+(``model.trainable_state_dict()``) saved with ``torch.save`` or as ``.safetensors``.
 :func:`read_adapter_state_dict` also accepts an mmengine checkpoint (its ``state_dict``) and a
 reference LaVIN training checkpoint ``checkpoint-N.pth`` (``{'model', 'optimizer', 'epoch',
 'scaler', 'args'}``, reference names, Conv1d shapes, maybe ``module.`` prefixes), which it converts
@@ -31,7 +31,6 @@ from typing import Dict, Iterable, Optional, Set, Union
 import torch
 from torch import Tensor, nn
 
-from mma.adapters.utils import is_trainable
 
 _SLOT = {'attn': ('adapter_attn', 'ln_1'), 'mlp': ('adapter_ffn', 'ln_2')}
 _PART = {'conv_A': 'down', 'conv_B': 'experts.0', 'conv_D': 'experts.1',
@@ -154,11 +153,9 @@ def check_adapter_keys(keys: Iterable[str], trainable: Set[str], where: str = 'c
         return
     parts = []
     if unexpected:
-        not_adapters = [k for k in unexpected if not is_trainable(k)]
         parts.append(f'{len(unexpected)} unexpected keys that are no trainable tensor of the '
-                     f'model ({len(not_adapters)} of them frozen or base weights: mma checkpoints '
-                     'hold trainable tensors only, base weights come from the model\'s own '
-                     f'files; a checkpoint of another config?): {unexpected[:10]}')
+                     'model (mma checkpoints hold trainable tensors only, base weights come from '
+                     f'the model\'s own files; a checkpoint of another config?): {unexpected[:10]}')
     if missing:
         parts.append(f'{len(missing)} missing adapter tensors of the model: {missing[:10]}')
     raise KeyError(f'{where} does not match the model: ' + '; '.join(parts))
@@ -175,7 +172,7 @@ def load_adapter_checkpoint(model: nn.Module, checkpoint: Union[str, Dict[str, T
     where = checkpoint if isinstance(checkpoint, str) else 'adapter state dict'
     sd = read_adapter_state_dict(checkpoint) if isinstance(checkpoint, str) else dict(checkpoint)
     own = model.state_dict()
-    wanted = {k for k in own if is_trainable(k)}
+    wanted = model.trainable_names()
     check_adapter_keys(sd, wanted, where, frozen=set(own) - wanted)
     bad = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
            for k in sorted(wanted) if tuple(sd[k].shape) != tuple(own[k].shape)]

@@ -3,9 +3,11 @@
 Prompts of different lengths are left-aligned (padded on the left) so that every sample's last
 prompt token sits in the last column; each sample keeps its own rotary positions (its first real
 token is position 0) and never attends to padding, so a sample gets the same tokens in any batch.
-Column ``pad[i]`` of sample ``i`` holds its modality token: only the routers read it (their weights
-are computed at prefill and kept in ``cache.routing``), no later position attends to it — the same
-rule as :meth:`mma.models.LaVIN.attention_mask`.
+Column ``pad[i]`` of sample ``i`` holds its modality token: only the routers read it, no later
+position attends to it (:func:`mma.models.masks.modality_mask`, the training rule too). The router
+weights are computed at prefill and kept in the generation's routing context, which this loop owns;
+the KV cache holds keys and values only. The LLM is used through its contract
+(:class:`mma.llms.base.LLMBackbone`): ``embed``, ``forward``, ``head``, ``new_cache``.
 """
 import re
 from dataclasses import dataclass, field
@@ -14,8 +16,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from mma.llms.llama import KVCache, LLaMA
+from mma.llms.base import KVCache, LLMBackbone
 from mma.routers.routing import RoutingContext
+
+from .masks import modality_mask, positions
 
 #: The LaVIN answer pattern (reference eval code); ``.`` is any character, as there.
 ANSWER_PATTERN = r'The answer is ([A-Z]).'
@@ -51,8 +55,8 @@ class GenerationOutput:
     ``tokens``: generated ids (EOS excluded); ``texts``: decoded texts after stop handling;
     ``num_generated``: model-produced tokens per sample (EOS included); ``steps``: decode steps
     of the batch; ``logits``: per step (B, V) logits when asked for; ``routing``: the router
-    weights of the generation (routed adapter -> (B, 1, K)), as kept with the KV cache. The cache
-    itself is not kept: callers that hold many outputs (evaluation) would hold every batch's
+    weights of the generation (routed adapter -> (B, 1, K)), from its routing context. The KV cache
+    is not kept: callers that hold many outputs (evaluation) would hold every batch's
     keys and values.
     """
     tokens: List[List[int]]
@@ -74,51 +78,34 @@ def left_align(embeds: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     return embeds.gather(1, src[..., None].expand_as(embeds)), pad
 
 
-def attention_mask(pad: Tensor, q_start: int, q_len: int, k_len: int) -> Tensor:
-    """Bool (B, 1, Tq, S) mask for queries at columns ``[q_start, q_start + q_len)``.
-
-    A query attends causally to real keys of its row except the modality token (column
-    ``pad``), which attends only to itself. Padding queries attend to themselves, so that no
-    row is fully masked (that would give NaN keys/values in the cache).
-    """
-    dev = pad.device
-    q = torch.arange(q_start, q_start + q_len, device=dev)[None, :, None]  # (1, Tq, 1)
-    k = torch.arange(k_len, device=dev)[None, None, :]  # (1, 1, S)
-    p = pad[:, None, None]  # (B, 1, 1)
-    mask = (k <= q) & (k > p)
-    mask |= (k == q) & (q <= p)  # the modality token and padding: themselves only
-    return mask[:, None]
+def routing_context(pad: Tensor) -> RoutingContext:
+    """The routing context of one generation: routers read each row's modality token (column
+    ``pad``) at prefill; their weights are kept in the context for the decode steps."""
+    return RoutingContext(token_index=pad, cache={})
 
 
-def positions(pad: Tensor, start: int, length: int) -> Tensor:
-    """(B, T) rotary positions of columns ``[start, start + length)``: 0 at each row's first
-    real column (the modality token)."""
-    cols = torch.arange(start, start + length, device=pad.device)[None]
-    return (cols - pad[:, None]).clamp(min=0)
-
-
-def prefill(llm: LLaMA, embeds: Tensor, pad: Tensor, cache: KVCache) -> Tensor:
+def prefill(llm: LLMBackbone, embeds: Tensor, pad: Tensor, cache: KVCache,
+            ctx: RoutingContext) -> Tensor:
     """Run the left-aligned prompt (B, T, D) into an empty cache; returns last logits (B, V).
 
-    Router weights are computed here from each row's modality token and stored in
-    ``cache.routing`` for the decode steps.
+    Router weights are computed here from each row's modality token and kept in ``ctx``.
     """
     if cache.length:
         raise ValueError('prefill needs an empty KVCache')
     b, t, _ = embeds.shape
-    ctx = RoutingContext(token_index=pad, cache=cache.routing)
-    hidden = llm(embeds, positions(pad, 0, t), attention_mask(pad, 0, t, t), ctx, cache)
-    return llm.output(hidden[:, -1]).float()
+    hidden = llm(embeds, positions(pad, 0, t), modality_mask(pad, 0, t, t), ctx, cache)
+    return llm.head(hidden[:, -1]).float()
 
 
-def decode_one_token(llm: LLaMA, token: Tensor, pad: Tensor, cache: KVCache) -> Tensor:
-    """Feed one token per row (B,) after the cached columns; returns its logits (B, V)."""
+def decode_one_token(llm: LLMBackbone, token: Tensor, pad: Tensor, cache: KVCache,
+                     ctx: RoutingContext) -> Tensor:
+    """Feed one token per row (B,) after the cached columns; returns its logits (B, V). The
+    router weights come from ``ctx`` (kept at prefill)."""
     start = cache.length
-    embeds = llm.tok_embeddings(token[:, None])  # (B, 1, D)
-    ctx = RoutingContext(token_index=pad, cache=cache.routing)  # weights come from the cache
-    hidden = llm(embeds, positions(pad, start, 1), attention_mask(pad, start, 1, start + 1), ctx,
+    embeds = llm.embed(token[:, None])  # (B, 1, D)
+    hidden = llm(embeds, positions(pad, start, 1), modality_mask(pad, start, 1, start + 1), ctx,
                  cache)
-    return llm.output(hidden[:, -1]).float()
+    return llm.head(hidden[:, -1]).float()
 
 
 def sample_next(logits: Tensor, temperature: float = 0.0, top_p: float = 1.0,
@@ -147,14 +134,14 @@ def _stop_text(text: str, cfg: GenerationConfig) -> Optional[str]:
 
 
 @torch.inference_mode()
-def generate(llm: LLaMA, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
+def generate(llm: LLMBackbone, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
              decode: Optional[Callable[[List[int]], str]] = None, eos_id: Optional[int] = None,
              on_text: Optional[Callable[[int, str], None]] = None,
              return_logits: bool = False) -> GenerationOutput:
     """Generate continuations of a batch of assembled prompts.
 
     Args:
-        llm: The LLaMA (its ``output`` head gives the logits).
+        llm: The LLM backbone.
         embeds: (B, T, D) right-padded prompt embeddings whose column 0 is the modality token.
         lengths: (B,) real length of each row of ``embeds``.
         cfg: Decoding settings.
@@ -175,7 +162,8 @@ def generate(llm: LLaMA, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
     final: List[Optional[str]] = [None] * b
     counts = [0] * b
     all_logits = []
-    logits = prefill(llm, embeds, pad, cache)
+    ctx = routing_context(pad)
+    logits = prefill(llm, embeds, pad, cache, ctx)
     steps = 0
     for step in range(cfg.max_new_tokens):
         if return_logits:
@@ -202,8 +190,8 @@ def generate(llm: LLaMA, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
                 final[i] = stopped
         if all(f is not None for f in final) or step == cfg.max_new_tokens - 1:
             break
-        logits = decode_one_token(llm, nxt, pad, cache)
+        logits = decode_one_token(llm, nxt, pad, cache, ctx)
     return GenerationOutput(tokens=tokens, texts=[f if f is not None else t
                                                   for f, t in zip(final, texts)],
                             num_generated=counts, steps=steps, logits=all_logits,
-                            routing=dict(cache.routing))
+                            routing=dict(ctx.cache))

@@ -1,7 +1,7 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
 import contextlib
 import logging
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Set, Union
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +9,14 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mma.adapters.utils import freeze_all_but_adapters, insert_adapter, trainable_state_dict
+from mma.adapters.utils import declared_trainable_names, set_trainable
 from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, TOKENIZERS
 from mma.routers.routing import RoutingContext
+from mma.slots import AdapterSlot
 
 from .generation import GenerationConfig, GenerationOutput
 from .generation import generate as _generate
+from .masks import modality_mask
 
 IGNORE_INDEX = -100
 
@@ -89,16 +91,18 @@ class LaVIN(BaseModel):
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
+        self.llm_adapter_placement = llm_adapter_placement
+        self.vit_adapter_placement = vit_adapter_placement
         if llm_adapter is not None:
             for slot in self.llm.adapter_slots(llm_adapter_placement):
-                insert_adapter(slot, _build_adapter(llm_adapter, dim))
+                slot.insert(_build_adapter(llm_adapter, dim))
         if self.vision is not None:
             if vit_adapter is not None:
                 for slot in self.vision.adapter_slots(vit_adapter_placement):
-                    insert_adapter(slot, _build_adapter(vit_adapter, self.vision.width))
+                    slot.insert(_build_adapter(vit_adapter, self.vision.width))
             self.projector = VisualProjector(self.vision.width, dim, projector_hidden)
         self.modality_embedding = nn.Embedding(2, dim)
-        freeze_all_but_adapters(self)
+        set_trainable(self, self.trainable_names())
         if frozen_dtype is not None:
             dtype = getattr(torch, frozen_dtype) if isinstance(frozen_dtype, str) else frozen_dtype
             for p in self.parameters():
@@ -152,7 +156,7 @@ class LaVIN(BaseModel):
         has_image = has_image.bool()
         if self.vision is None:  # a text-only model sees every sample as text-only (modality 0)
             has_image = torch.zeros_like(has_image)
-        text = self.llm.tok_embeddings(input_ids)  # (B, L, D)
+        text = self.llm.embed(input_ids)  # (B, L, D)
         k = self.num_visual_tokens if (images is not None and has_image.any()) else 0
         body_len = length + k
         j = torch.arange(length, device=input_ids.device)
@@ -178,10 +182,9 @@ class LaVIN(BaseModel):
 
     @staticmethod
     def attention_mask(t: int, device: torch.device) -> Tensor:
-        """(1, 1, T, T) bool: causal, and no position > 0 attends to the modality token 0."""
-        mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()
-        mask[1:, 0] = False
-        return mask[None, None]
+        """(1, 1, T, T) bool: causal, and no position > 0 attends to the modality token 0
+        (:func:`~mma.models.masks.modality_mask`, the rule generation uses too)."""
+        return modality_mask(torch.zeros(1, dtype=torch.long, device=device), 0, t, t)
 
     def hidden_states(self, embeds: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
         """Run the LLM on assembled (B, T, D) embeddings; routing input is token 0."""
@@ -204,7 +207,7 @@ class LaVIN(BaseModel):
                             inputs.get('images'), inputs.get('labels'))
         hidden = self.hidden_states(seq['embeds'])
         if mode == 'tensor':
-            return self.llm.output(hidden)
+            return self.llm.head(hidden)
         if mode == 'loss':
             if seq['labels'] is None:
                 raise ValueError("LaVIN.forward(mode='loss') needs inputs['labels']")
@@ -219,7 +222,7 @@ class LaVIN(BaseModel):
         count). The head runs only on positions that have a target."""
         targets = labels[:, 1:]
         sel = targets != IGNORE_INDEX
-        logits = self.llm.output(hidden[:, :-1][sel])  # (N, V)
+        logits = self.llm.head(hidden[:, :-1][sel])  # (N, V)
         total = F.cross_entropy(logits.float(), targets[sel], reduction='sum')
         if normalizer is None:
             normalizer = sel.sum().clamp(min=1)
@@ -282,7 +285,7 @@ class LaVIN(BaseModel):
         visual_pos = inputs.get('visual_pos')
         seq = self.assemble(seq_ids, has_image, visual_pos[own] if visual_pos is not None else None,
                             images, labels)
-        logp = torch.log_softmax(self.llm.output(self.hidden_states(seq['embeds'])).float(), -1)
+        logp = torch.log_softmax(self.llm.head(self.hidden_states(seq['embeds'])).float(), -1)
         targets = seq['labels'][:, 1:]
         sel = targets != IGNORE_INDEX
         tok_logp = logp[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
@@ -311,9 +314,30 @@ class LaVIN(BaseModel):
         return samples
 
     # ----------------------------------------------------------------------------------------
+    def adapter_slots(self) -> List[AdapterSlot]:
+        """The slots of the configured placements in the LLM and the vision encoder (filled or
+        not)."""
+        slots = self.llm.adapter_slots(self.llm_adapter_placement)
+        if self.vision is not None:
+            slots = slots + self.vision.adapter_slots(self.vit_adapter_placement)
+        return slots
+
+    def trainable_modules(self) -> List[nn.Module]:
+        """What trains: the adapters in the slots, the visual projector and the modality
+        embedding (each adapter says which of its tensors train)."""
+        mods = [s.adapter for s in self.adapter_slots() if s.adapter is not None]
+        if self.vision is not None:
+            mods.append(self.projector)
+        return mods + [self.modality_embedding]
+
+    def trainable_names(self) -> Set[str]:
+        """State-dict names of the trainable tensors: what trains is what checkpoints hold."""
+        return declared_trainable_names(self, self.trainable_modules())
+
     def trainable_state_dict(self) -> Dict[str, Tensor]:
-        """Adapter tensors only: what mma saves in checkpoints."""
-        return trainable_state_dict(self)
+        """The trainable tensors only: what mma saves in checkpoints."""
+        names = self.trainable_names()
+        return {k: v for k, v in self.state_dict().items() if k in names}
 
     def init_weights(self) -> None:
         """Load the base weights from the files named in the config (LLM, CLIP), then the
@@ -331,7 +355,7 @@ class LaVIN(BaseModel):
                 part.load_pretrained()
         if self._tokenizer is not None:
             from mma.llms.checkpoints import check_tokenizer_vocab
-            check_tokenizer_vocab(self.tokenizer, self.llm.args.vocab_size,
+            check_tokenizer_vocab(self.tokenizer, self.llm.vocab_size,
                                   'model.llm (the LLM weights)')
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint

@@ -5,10 +5,11 @@ What is merged (exactly, up to float rounding):
 * **LLM adapters**, routed or not. A routed adapter's weights come from the hidden state of the
   modality token, which sees only itself (reference doc §2): at inference they are a constant
   ``(K,)`` per modality and layer, computed here by running the LLM on the modality token alone.
-  Placement ``attn`` folds into ``wq``, ``wk``, ``wv`` (which gain a bias); ``ffn`` folds into
-  ``w1`` and ``w3``.
-* **Non-routed ViT adapters**: ``ln_1`` adapters fold into the attention's ``in_proj``, ``ln_2``
-  adapters into ``mlp.c_fc``.
+  Each adapter folds (its ``fold(routing)``, :mod:`mma.adapters.base`) into the frozen layers its
+  slot names (``AdapterSlot.folds_into``: for LLaMA's ``attn`` placement the q/k/v projections,
+  which gain a bias; for ``ffn`` the two FFN input projections).
+* **Non-routed ViT adapters**: likewise into the layers their slots name (CLIP: the attention's
+  packed input projection, or the MLP's first layer).
 
 What is *not* merged: **routed ViT adapters** (LaVIN's default). They route every image token by its
 own features, so their mixing weights change from token to token and image to image; no single
@@ -27,8 +28,8 @@ from typing import Dict, List
 import torch
 from torch import Tensor, nn
 
-from mma.adapters.rep_adapter import RepAdapter, RoutedRepAdapter
-from mma.adapters.utils import AdaptedModule, merge_into_linear
+from mma.adapters.base import adapter_fold
+from mma.adapters.utils import fold_into
 from mma.routers.routing import RoutingContext
 
 MODALITIES = {'image': True, 'text': False}
@@ -37,20 +38,12 @@ MODALITIES = {'image': True, 'text': False}
 @torch.no_grad()
 def llm_routing_weights(model: nn.Module, has_image: bool) -> Dict[nn.Module, Tensor]:
     """``{routed LLM adapter: (K,) weights}`` for one modality, from the modality token alone."""
-    emb = model.modality_embedding.weight[int(has_image)]
-    emb = emb.to(model.llm.tok_embeddings.weight.dtype)[None, None]  # (1, 1, D)
+    llm = model.llm
+    emb = model.modality_embedding.weight[int(has_image)].to(llm.dtype)[None, None]  # (1, 1, D)
     ctx = RoutingContext(token_index=torch.zeros(1, dtype=torch.long, device=emb.device),
                          cache={})
-    model.llm(emb, ctx=ctx)
+    llm(emb, ctx=ctx)
     return {m: w[0, 0] for m, w in ctx.cache.items()}
-
-
-def _affine(adapter: nn.Module, weights: Dict[nn.Module, Tensor]):
-    if isinstance(adapter, RoutedRepAdapter):
-        return adapter.affine(weights[adapter])
-    if isinstance(adapter, RepAdapter):
-        return adapter.affine()
-    raise TypeError(f'cannot merge adapter of type {type(adapter).__name__}')
 
 
 def share_tensors_copy(model: nn.Module) -> nn.Module:
@@ -61,7 +54,7 @@ def share_tensors_copy(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def merge_lavin(model: nn.Module, modality: str, inplace: bool = False) -> nn.Module:
-    """Fold the adapters of a LaVIN model into its linear layers for one ``modality``.
+    """Fold the adapters of a LaVIN model into its frozen layers for one ``modality``.
 
     Args:
         model: A LaVIN model (eval semantics: dropout is ignored).
@@ -69,37 +62,25 @@ def merge_lavin(model: nn.Module, modality: str, inplace: bool = False) -> nn.Mo
         inplace: Modify ``model`` itself instead of a tensor-sharing copy.
 
     Returns:
-        The merged model: no LLM adapters, no non-routed ViT adapters (see the module doc).
+        The merged model: every adapter that declares an affine form for its routing, in a slot
+        that names layers to fold into, is folded and taken out; the others stay (see the module
+        doc).
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
     weights = llm_routing_weights(model, MODALITIES[modality])
     out = model if inplace else share_tensors_copy(model)
     weights = {_twin(model, out, m): w for m, w in weights.items()}
-    for blk in out.llm.layers:
-        for slot, targets in (('adapter_attn', ('attention', ('wq', 'wk', 'wv'))),
-                              ('adapter_ffn', ('feed_forward', ('w1', 'w3')))):
-            adapter = getattr(blk, slot)
-            if adapter is None:
-                continue
-            aff = _affine(adapter, weights)
-            parent = getattr(blk, targets[0])
-            for name in targets[1]:
-                setattr(parent, name, merge_into_linear(getattr(parent, name), aff))
-            setattr(blk, slot, None)
-    if getattr(out, 'vision', None) is not None:
-        for blk in out.vision.blocks:
-            for norm in ('ln_1', 'ln_2'):
-                wrapped = getattr(blk, norm)
-                if not isinstance(wrapped, AdaptedModule) or \
-                        isinstance(wrapped.adapter, RoutedRepAdapter):
-                    continue  # routed ViT adapters route per token: not mergeable
-                aff = _affine(wrapped.adapter, {})
-                if norm == 'ln_1':
-                    _merge_into_in_proj(blk.attn, aff)
-                else:
-                    blk.mlp.c_fc = merge_into_linear(blk.mlp.c_fc, aff)
-                setattr(blk, norm, wrapped.module)
+    for slot in out.adapter_slots():
+        adapter = slot.adapter
+        if adapter is None or not slot.folds_into:
+            continue
+        affine = adapter_fold(adapter, weights.get(adapter))
+        if affine is None:
+            continue  # e.g. routed per token (ViT): no single linear map reproduces it
+        for path in slot.folds_into:
+            fold_into(slot.parent, path, affine)
+        slot.remove()
     return out
 
 
@@ -111,20 +92,10 @@ def _twin(src: nn.Module, dst: nn.Module, module: nn.Module) -> nn.Module:
     raise KeyError('module not found in the source model')
 
 
-def _merge_into_in_proj(attn: nn.Module, affine) -> None:
-    if not isinstance(attn, nn.MultiheadAttention) or attn.in_proj_weight is None:
-        raise TypeError(f'cannot merge a ViT adapter into {type(attn).__name__}: expected '
-                        'nn.MultiheadAttention with a packed in_proj')
-    tmp = nn.Linear(attn.embed_dim, 3 * attn.embed_dim, device='meta')
-    tmp.weight, tmp.bias = attn.in_proj_weight, attn.in_proj_bias
-    merged = merge_into_linear(tmp, affine)
-    attn.in_proj_weight = nn.Parameter(merged.weight, requires_grad=False)  # new tensors: the
-    attn.in_proj_bias = nn.Parameter(merged.bias, requires_grad=False)  # original is untouched
-
-
 def adapter_names(model: nn.Module) -> List[str]:
     """Names of the adapter modules left in a model (the routed ViT adapters after a merge)."""
-    return [n for n, m in model.named_modules() if isinstance(m, RepAdapter)]
+    paths = {id(m): n for n, m in model.named_modules()}
+    return [paths[id(s.adapter)] for s in model.adapter_slots() if s.adapter is not None]
 
 
 @torch.no_grad()
@@ -132,23 +103,21 @@ def load_merged_state_dict(model: nn.Module, state_dict: Dict[str, Tensor],
                            strict: bool = True) -> nn.Module:
     """Reshape a freshly built LaVIN into the merged structure of ``state_dict`` and load it.
 
-    Adapters whose tensors are absent are removed (LLM slots set to None, ViT norms unwrapped);
-    bias-free Linear layers whose ``.bias`` is present gain a bias. Then the state dict is loaded
-    (assigned, so a model built on the meta device gets no second copy).
+    Adapters whose tensors are absent are taken out of their slots; bias-free Linear layers whose
+    ``.bias`` is present gain a bias. Then the state dict is loaded (assigned, so a model built on
+    the meta device gets no second copy).
     """
     keys = set(state_dict)
-    for blk_name, blk in [(n, m) for n, m in model.named_modules() if hasattr(m, 'adapter_attn')]:
-        for slot in ('adapter_attn', 'adapter_ffn'):
-            prefix = f'{blk_name}.{slot}.'
-            if getattr(blk, slot) is not None and not any(k.startswith(prefix) for k in keys):
-                setattr(blk, slot, None)
+    paths = {id(m): n for n, m in model.named_modules()}
+    for slot in model.adapter_slots():
+        if slot.adapter is not None:
+            prefix = paths[id(slot.adapter)] + '.'
+            if not any(k.startswith(prefix) for k in keys):
+                slot.remove()
     for name, m in list(model.named_modules()):
         for child_name, child in list(m.named_children()):
             full = f'{name}.{child_name}' if name else child_name
-            if isinstance(child, AdaptedModule) and \
-                    not any(k.startswith(full + '.adapter.') for k in keys):
-                setattr(m, child_name, child.module)
-            elif isinstance(child, nn.Linear) and child.bias is None and full + '.bias' in keys:
+            if isinstance(child, nn.Linear) and child.bias is None and full + '.bias' in keys:
                 w = child.weight
                 setattr(m, child_name, nn.Linear(w.shape[1], w.shape[0], bias=True,
                                                  device=w.device, dtype=w.dtype))

@@ -1,6 +1,6 @@
 import torch
 
-from mma.adapters import RoutedRepAdapter, insert_adapter
+from mma.adapters import RoutedRepAdapter
 from mma.encoders import CLIPViT
 from mma.testing import TINY_VISION_CFG
 
@@ -29,7 +29,7 @@ def test_adapter_insertion_keeps_keys_and_identity_at_init():
     base = enc(images)
     original = {k: v.clone() for k, v in enc.tower.state_dict().items()}
     for slot in enc.adapter_slots('block'):
-        insert_adapter(slot, RoutedRepAdapter(enc.width))
+        slot.insert(RoutedRepAdapter(enc.width))
     torch.testing.assert_close(enc(images), base, rtol=0, atol=0)
     adapted = enc.tower.state_dict()
     assert set(original) <= set(adapted)

@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _train_helpers import TINY_CFG, data_options, load_state, train_in_process  # noqa
 
-from mma.adapters import is_trainable
+
 from mma.builder import build_model
 from mma.engine import NonFiniteLossError, SkipNonFiniteOptimWrapper, trainable_keys
 from mma.models import check_adapter_keys
@@ -44,7 +44,7 @@ def test_resume_is_bitwise_and_checkpoint_holds_only_trainable(sqa, tmp_path):
     assert any(not torch.equal(a[k], two[k]) for k in a)  # epochs 3-4 changed the weights
 
     model = build_model(tiny_lavin_cfg(vocab_size=512))
-    expected = {k for k in model.state_dict() if is_trainable(k)}
+    expected = model.trainable_names()
     assert set(a) == expected  # every trainable tensor, no frozen one
     assert expected == {n for n, p in model.named_parameters() if p.requires_grad}
     ckpt = torch.load(os.path.join(straight, 'epoch_4.pth'), map_location='cpu',

@@ -7,7 +7,7 @@ import torch
 
 from mma.llms import LLaMA, build_llama_from_folder, read_llama_args, save_meta_checkpoint
 from mma.llms.checkpoints import _ffn_args, hf_permute, hf_unpermute, meta_params
-from mma.llms.llama import LLaMAArgs
+from mma.llms.args import LLaMAArgs
 from mma.testing import train_tokenizer
 
 VOCAB = 300
@@ -104,18 +104,20 @@ def test_tokenizer_vocab_mismatch_is_a_clear_error(tmp_path, tokenizer_path):
 
 
 def test_model_vocab_and_shape_mismatch_errors(tmp_path):
+    # (sizes that disagree with the folder's params.json fail at construction, see
+    # test_llama_sizes.py; a folder loaded into a model built without it is checked here)
     folder = _meta_folder(_tiny(), tmp_path / 'w')
     with torch.device('meta'):
-        wrong_vocab = LLaMA(preset='tiny', vocab_size=512, checkpoint=folder)
-        wrong_dim = LLaMA(preset='tiny', vocab_size=VOCAB, dim=32, checkpoint=folder)
-        wrong_depth = LLaMA(preset='tiny', vocab_size=VOCAB, n_layers=1, checkpoint=folder)
+        wrong_vocab = LLaMA(preset='tiny', vocab_size=512)
+        wrong_dim = LLaMA(preset='tiny', vocab_size=VOCAB, dim=32)
+        wrong_depth = LLaMA(preset='tiny', vocab_size=VOCAB, n_layers=1)
     with pytest.raises(ValueError, match=r'tok_embeddings.weight has 300 vocabulary rows but the '
                        r'model has vocab_size 512'):
-        wrong_vocab.load_pretrained()
+        wrong_vocab.load_pretrained(folder)
     with pytest.raises(ValueError, match=r'shape mismatch for .*checkpoint \(.*\) vs model'):
-        wrong_dim.load_pretrained()
+        wrong_dim.load_pretrained(folder)
     with pytest.raises(KeyError, match=r"layers.1.attention.wq.weight' has no place"):
-        wrong_depth.load_pretrained()
+        wrong_depth.load_pretrained(folder)
 
 
 def test_missing_files_name_the_path(tmp_path):

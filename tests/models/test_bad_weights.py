@@ -66,10 +66,13 @@ def test_missing_or_mismatched_llama_shard(tmp_path):
     small = mma.llms.LLaMA(preset='tiny', vocab_size=512, dim=32)
     other = str(tmp_path / 'other')
     save_meta_checkpoint(small.state_dict(), other, meta_params(small.args), 1)
-    model = mma.llms.LLaMA(preset='tiny', vocab_size=512, checkpoint=other)
+    with pytest.raises(ValueError, match=r"preset 'tiny' field dim=64 but \S+other.params.json "
+                       r'says dim=32'):  # sizes come from the folder: caught at construction
+        mma.llms.LLaMA(preset='tiny', vocab_size=512, checkpoint=other)
+    model = mma.llms.LLaMA(preset='tiny', vocab_size=512)  # built without it: caught at loading
     with pytest.raises(ValueError, match=r'other: shape mismatch for \S+: checkpoint \(.*\) vs '
                        r'model \(.*\)'):
-        model.load_pretrained()
+        model.load_pretrained(other)
 
 
 def test_adapter_checkpoint_from_another_config(tmp_path):

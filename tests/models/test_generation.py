@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from mma.datasets import TokenizeForLaVIN, mma_collate
-from mma.models.generation import GenerationConfig, attention_mask, generate, left_align, prefill
+from mma.models.generation import GenerationConfig, generate, left_align, prefill
+from mma.models.masks import modality_mask
 from mma.routers.routing import RoutingContext
 
 PROMPTS = [('Question: what color is the sky\nResponse:', True),
@@ -137,7 +138,7 @@ def test_left_align_and_mask():
     out, pad = left_align(e, torch.tensor([4, 2]))
     assert pad.tolist() == [0, 2]
     assert out[1, 2:, 0].tolist() == [4.0, 5.0]
-    m = attention_mask(pad, 0, 4, 4)[1, 0]
+    m = modality_mask(pad, 0, 4, 4)[1, 0]
     assert m[3].tolist() == [False, False, False, True]  # never attends the modality token (col 2)
     assert m[2].tolist() == [False, False, True, False]
     assert m[0].tolist() == [True, False, False, False]  # padding attends itself only

@@ -7,7 +7,7 @@ import torch
 
 import mma
 from mma.adapters import AdaptedModule, RoutedRepAdapter
-from mma.llms.checkpoints import base_state_dict, meta_params, save_meta_checkpoint
+from mma.llms.checkpoints import meta_params, save_meta_checkpoint
 from mma.loading import load_merged_lavin
 from mma.models.merge import adapter_names, merge_lavin
 from mma.testing import tiny_lavin_cfg
@@ -75,7 +75,7 @@ def test_merged_equals_unmerged_per_modality(router, placement):
 def test_merge_tool_writes_loadable_safetensors(tmp_path, capsys):
     model = _model(False, 'block')
     llama_dir = str(tmp_path / 'llama')
-    save_meta_checkpoint(base_state_dict(model.llm), llama_dir, meta_params(model.llm.args))
+    save_meta_checkpoint(model.llm.base_state_dict(), llama_dir, meta_params(model.llm.args))
     clip = str(tmp_path / 'clip.pth')
     torch.save({f'visual.{k}': v for k, v in model.vision.tower.state_dict().items()
                 if '.adapter.' not in k}, clip)

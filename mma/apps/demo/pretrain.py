@@ -107,8 +107,7 @@ def pretrain_llm(folder: str, docs: Sequence[Sequence[int]], tokenizer, params: 
         for i, d in enumerate(batch):
             ids[i, :len(d)] = torch.tensor(d)
             tgt[i, :len(d) - 1] = torch.tensor(d[1:])
-        hidden = model(model.tok_embeddings(ids))
-        loss = F.cross_entropy(model.output(hidden).flatten(0, 1), tgt.flatten())
+        loss = F.cross_entropy(model.logits(ids).flatten(0, 1), tgt.flatten())
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)

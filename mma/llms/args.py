@@ -1,0 +1,108 @@
+"""LLaMA hyperparameters, and how a preset, keywords and a checkpoint folder combine into them.
+
+The sizes a checkpoint folder states (``params.json`` or ``config.json``) are the truth: a preset or
+keyword may repeat them, and one that disagrees is an error naming the field, both values and the
+file (:func:`resolve_args`). Fields the folder does not state come from the keywords, then the
+preset, then the defaults.
+"""
+from dataclasses import dataclass, fields
+from typing import Optional
+
+
+@dataclass
+class LLaMAArgs:
+    """Hyperparameters, named as in Meta's ``params.json``."""
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: Optional[int] = None
+    vocab_size: int = 32000
+    multiple_of: int = 256
+    ffn_dim_multiplier: Optional[float] = None
+    norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    max_seq_len: int = 2048
+
+    def __post_init__(self):
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ValueError(f'LLaMA: dim={self.dim} must be divisible by n_heads={self.n_heads}, '
+                             f'and n_heads by n_kv_heads={self.n_kv_heads}')
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def ffn_hidden_dim(self) -> int:
+        hidden = int(2 * 4 * self.dim / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'LLaMAArgs':
+        """From a ``params.json``-like dict; unknown keys are ignored, ``vocab_size`` -1 dropped."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if kw.get('vocab_size', 0) is not None and kw.get('vocab_size', 0) < 0:
+            kw.pop('vocab_size')
+        return cls(**kw)
+
+
+#: Fields whose file value is an upper bound for the configured one, not a value to repeat.
+_UPPER_BOUNDS = ('max_seq_len', )
+
+
+def resolve_args(preset_name: Optional[str], preset: dict, kwargs: dict,
+                 file_args: Optional[dict] = None, path: Optional[str] = None) -> LLaMAArgs:
+    """Combine preset, keywords and the folder's sizes (see the module doc).
+
+    Raises:
+        ValueError: a preset or keyword field that disagrees with the folder, naming the field,
+            both values and the file.
+    """
+    given = {**preset, **kwargs}
+    if not file_args:
+        return LLaMAArgs(**given)
+    file_kw = dict(file_args)
+    source = file_kw.pop('_source', path)
+
+    def where(name):
+        return f'keyword {name}' if name in kwargs else f'preset {preset_name!r} field {name}'
+
+    problems = []
+    for name, value in file_kw.items():
+        if name not in given or name in ('multiple_of', 'ffn_dim_multiplier'):
+            continue
+        mine = given[name]
+        if name in _UPPER_BOUNDS:
+            if mine > value:
+                problems.append(f'{where(name)}={mine} exceeds the {value} positions {source} '
+                                'supports')
+        elif not _same(mine, value):
+            problems.append(f'{where(name)}={mine!r} but {source} says {name}={value!r}')
+    merged = {**given, **file_kw}
+    for name in _UPPER_BOUNDS:
+        if name in given and name in file_kw:
+            merged[name] = given[name]
+    ffn_keys = ('multiple_of', 'ffn_dim_multiplier')
+    if any(k in given for k in ffn_keys):
+        mine = LLaMAArgs(**{**merged, **{k: given[k] for k in ffn_keys if k in given}})
+        theirs = LLaMAArgs(**merged)
+        if mine.ffn_hidden_dim != theirs.ffn_hidden_dim:
+            src = ', '.join(f'{where(k)}={given[k]!r}' for k in ffn_keys if k in given)
+            problems.append(f'FFN width {mine.ffn_hidden_dim} from {src} but {source} gives '
+                            f'{theirs.ffn_hidden_dim}')
+    if problems:
+        raise ValueError('LLaMA sizes disagree with the checkpoint: ' + '; '.join(problems) +
+                         '. Sizes come from the checkpoint folder: drop the preset (or the '
+                         'keyword), or point checkpoint= at the folder of the intended model.')
+    return LLaMAArgs(**merged)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= 1e-12 * max(abs(float(a)), abs(float(b)), 1.0)
+    return a == b
