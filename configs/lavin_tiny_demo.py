@@ -15,7 +15,6 @@ tokenizer_path = llama_dir + '/tokenizer.model'
 vit_file = assets + '/vit.pt'
 vocab_size = 512
 image_size = 32
-num_visual_tokens = 2
 prompt_format = 'QCM-ALE'
 temperature = 10.0
 
@@ -43,7 +42,7 @@ model = dict(
 
 tokenize = dict(type='TokenizeForLaVIN',
                 tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
-                max_len=256, num_visual_tokens=num_visual_tokens)
+                max_len=256)  # visual tokens per image: from the model (2 here)
 load_image = dict(type='LoadLaVINImage', size=image_size)
 batch_size = 16
 max_epochs = 4

@@ -27,6 +27,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPP
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
@@ -36,7 +37,7 @@ from mmengine.registry import Registry
 __all__ = [
     'MMARegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
     'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'FUNCTIONS', 'STRATEGIES', 'VISUALIZERS', 'VISBACKENDS',
+    'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'FUNCTIONS', 'STRATEGIES', 'RUNNERS', 'VISUALIZERS', 'VISBACKENDS',
     'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
     'TOKENIZERS', 'explain_unknown_types'
 ]
@@ -95,6 +96,7 @@ PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mma
 MODEL_WRAPPERS = _child('model wrapper', MMENGINE_MODEL_WRAPPERS, 'mma.engine')
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mma.datasets')
 STRATEGIES = _child('strategy', MMENGINE_STRATEGIES, 'mma.engine')
+RUNNERS = _child('runner', MMENGINE_RUNNERS, 'mma.engine')
 VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'mma.engine')
 VISBACKENDS = _child('vis backend', MMENGINE_VISBACKENDS, 'mma.engine')
 
@@ -107,7 +109,7 @@ TOKENIZERS = MMARegistry('tokenizer', scope='mma', locations=['mma.llms'])
 _RUNNER_FACING = {r.name: r for r in (
     MODELS, DATASETS, DATA_SAMPLERS, TRANSFORMS, METRICS, EVALUATOR, HOOKS, LOOPS, OPTIMIZERS,
     OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS, MODEL_WRAPPERS, FUNCTIONS,
-    STRATEGIES, VISUALIZERS, VISBACKENDS)}
+    STRATEGIES, RUNNERS, VISUALIZERS, VISBACKENDS)}
 
 
 @contextmanager

@@ -8,9 +8,11 @@ import torch
 from mmengine.config import Config
 
 import mma
+from mma.engine import sync_data_with_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATIONS = os.path.join(REPO, 'configs', 'ablations')
+CONFIGS = os.path.join(REPO, 'configs')
 FILES = sorted(os.path.relpath(p, ABLATIONS)
                for p in glob.glob(os.path.join(ABLATIONS, '**', '*.py'), recursive=True))
 
@@ -103,7 +105,9 @@ def test_ablation_builds_with_hand_computed_count(name):
     formula, literal = EXPECTED[name]
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert n == count(**formula) == literal
-    # the data pipeline reserves as many positions per image as the model inserts
+    # the data pipeline reserves as many positions per image as the model inserts (the config
+    # leaves the count to the model; the Runner fills it in)
+    assert sync_data_with_model(cfg, model) == model.num_visual_tokens
     k = model.num_visual_tokens
     assert k == VISUAL_TOKENS.get(name, 0 if 'text-only' in name else (2 if 'tiny' in name else 6))
     for key in ('train_dataloader', 'test_dataloader'):
@@ -150,6 +154,7 @@ def test_text_only_model_treats_image_samples_as_text(tmp_path):
                              sqa['tokenizer']})
     torch.manual_seed(0)
     model = randomize_adapters(mma.build_model(cfg), seed=3).eval()
+    sync_data_with_model(cfg, model)  # as mma's Runner does: visual tokens from the model
     with DefaultScope.overwrite_default_scope('mma'):
         ds = DATASETS.build(cfg.train_dataloader.dataset)
     batch = mma_collate([ds[i] for i in range(6)])['inputs']
@@ -167,3 +172,22 @@ def test_text_only_model_treats_image_samples_as_text(tmp_path):
         a = with_vision(dict(batch, images=None), mode='tensor')
         b = with_vision(dict(as_text, images=None), mode='tensor')
     assert not torch.allclose(a, b)
+
+
+def test_visual_tokens_follow_the_encoder_setting_and_a_hand_set_mismatch_is_an_error():
+    # a config that changes only the encoder's feature setting gets matching data
+    cfg = Config.fromfile(os.path.join(CONFIGS, 'lavin_7b_sqa.py'))
+    cfg.merge_from_dict({'model.vision.feature_every': 12})  # CLS after blocks 12 and 24
+    assert cfg.train_dataloader.dataset.pipeline[1].get('num_visual_tokens') is None
+    assert sync_data_with_model(cfg) == 2
+    assert cfg.train_dataloader.dataset.pipeline[1].num_visual_tokens == 2
+    assert cfg.test_dataloader.dataset.pipeline[1].num_visual_tokens == 2
+    # a count set by hand that differs from the model's stops before anything is built
+    cfg = Config.fromfile(os.path.join(CONFIGS, 'lavin_7b_sqa.py'))
+    cfg.merge_from_dict({'test_dataloader.dataset.pipeline.1.num_visual_tokens': 3})
+    with pytest.raises(ValueError, match=r'test_dataloader.dataset.pipeline.1.num_visual_tokens=3 '
+                       r'but the model inserts 6 visual tokens per image'):
+        sync_data_with_model(cfg)
+    # a text-only model inserts none
+    cfg = Config.fromfile(os.path.join(ABLATIONS, 'lavin_7b_sqa_text-only.py'))
+    assert sync_data_with_model(cfg) == 0

@@ -14,11 +14,11 @@ import warnings
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mma.engine.compat import apply_mmengine_fixes, setup_distributed
-from mma.registry import explain_unknown_types
+from mma.engine.runner import sync_data_with_model
+from mma.registry import RUNNERS, explain_unknown_types
 
 
 def parse_args(argv=None):
@@ -104,6 +104,7 @@ def main(argv=None):
     setup_distributed(cfg, args.launcher)
     check_effective_batch(cfg)
     with explain_unknown_types():
+        sync_data_with_model(cfg)  # visual tokens per image follow the model (any runner type)
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         runner.train()
 

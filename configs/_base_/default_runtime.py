@@ -1,5 +1,7 @@
 # Runtime shared by mma training configs.
 default_scope = 'mma'
+# mmengine's Runner, with the data pipeline's visual tokens per image taken from the model.
+runner_type = 'MMARunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -4,11 +4,4 @@
 # (The pipeline still loads the images, which the collate step expects for image samples.)
 _base_ = ['../lavin_7b_sqa.py']
 
-num_visual_tokens = 0
 model = dict(vision=None, vit_adapter=None)
-train_dataloader = dict(dataset=dict(pipeline=[
-    _base_.train_pipeline[0], dict(_base_.train_pipeline[1], num_visual_tokens=num_visual_tokens)
-]))
-test_dataloader = dict(dataset=dict(pipeline=[
-    _base_.test_pipeline[0], dict(_base_.test_pipeline[1], num_visual_tokens=num_visual_tokens)
-]))

@@ -26,7 +26,7 @@ model = dict(llm=dict(vocab_size=vocab_size),
              tokenizer=tokenizer, generation_cfg={{_base_.generation_cfg}})
 train_pipeline = [
     dict(type='LoadLaVINImage', size=32),
-    dict(type='TokenizeForLaVIN', tokenizer=tokenizer, max_len=512, num_visual_tokens=2),
+    dict(type='TokenizeForLaVIN', tokenizer=tokenizer, max_len=512),
 ]
 train_dataloader = dict(
     batch_size=batch_size, num_workers=0, persistent_workers=False,

@@ -364,6 +364,8 @@ def run_eval_benchmark(config: str, checkpoint: Optional[str], assets: Optional[
     model = mma.load_model(cfg, checkpoint, device=device)
     from mmengine.registry import init_default_scope
     init_default_scope('mma')
+    from mma.engine.runner import sync_data_with_model
+    sync_data_with_model(cfg, model)
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     from mma.datasets.collate import mma_collate
     batches = []

@@ -124,14 +124,17 @@ class TokenizeForLaVIN:
     Args:
         tokenizer: A tokenizer object or its ``TOKENIZERS`` config.
         max_len: Maximum positions the model sees (512 in LaVIN); None for no limit.
-        num_visual_tokens: k (6 for LaVIN's ViT-L/14).
+        num_visual_tokens: k, the visual tokens the model inserts per image (6 for LaVIN's
+            ViT-L/14). None (the default in configs): filled in from the model by mma's Runner
+            (:func:`mma.engine.sync_data_with_model`); set by hand it must match the model.
         overlong: ``'truncate_prompt'`` or ``'skip'``.
         image_prefix, text_prefix: The ``"Image: "`` / ``"Image: N/A"`` prefixes.
         with_answer: False for prediction: the text stops after the prompt, no labels.
         meta_keys: Sample keys copied into ``data_samples``.
     """
 
-    def __init__(self, tokenizer, max_len: Optional[int] = 512, num_visual_tokens: int = 6,
+    def __init__(self, tokenizer, max_len: Optional[int] = 512,
+                 num_visual_tokens: Optional[int] = None,
                  overlong: str = 'truncate_prompt', image_prefix: str = 'Image: ',
                  text_prefix: str = 'Image: N/A', with_answer: bool = True,
                  meta_keys: Sequence[str] = ('qid', 'answer_idx', 'choices', 'options',
@@ -168,6 +171,11 @@ class TokenizeForLaVIN:
         """``(positions, prompt tokens to drop, answer tokens)`` for a sample; drop = -1 when
         even an empty prompt does not fit (or the policy is ``'skip'`` and it is over-long)."""
         prefix, prompt, ans, has_image = self._pieces(results)
+        if self.num_visual_tokens is None:
+            raise ValueError('TokenizeForLaVIN.num_visual_tokens is not set: build the dataset '
+                             "through mma's Runner (runner_type='MMARunner', tools/train.py, "
+                             'tools/test.py), which takes it from the model, or call '
+                             'mma.engine.sync_data_with_model(cfg) first, or set it')
         total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + self.num_visual_tokens * has_image
         excess = total - self.max_len if self.max_len is not None else 0
         if excess <= 0:

@@ -2,11 +2,11 @@
 saving."""
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write
 from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_cfg,
-                     init_distributed, register_trusted_checkpoint_loader, runner_with_model,
-                     setup_distributed)
+                     init_distributed, register_trusted_checkpoint_loader, setup_distributed)
 from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
+from .runner import MMARunner, runner_with_model, sync_data_with_model
 from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
                              SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper,
                              TrainableOptimWrapperConstructor)
@@ -15,10 +15,10 @@ from .visualizer import MMAVisualizer
 __all__ = [
     'AtomicCheckpointHook', 'atomic_write', 'MMAVisualizer',
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
-    'register_trusted_checkpoint_loader', 'runner_with_model', 'setup_distributed', 'PerIterationSeedHook',
+    'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook',
     'TrainableCheckpointHook', 'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
     'SkipNonFiniteCPUAmpOptimWrapper',
-    'TrainableOptimWrapperConstructor'
+    'TrainableOptimWrapperConstructor', 'MMARunner', 'runner_with_model', 'sync_data_with_model'
 ]

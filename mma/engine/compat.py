@@ -23,7 +23,6 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
-from mmengine.runner import Runner
 
 from mma.registry import STRATEGIES
 
@@ -91,7 +90,7 @@ def setup_distributed(cfg, launcher: str) -> None:
     if not torch.cuda.is_available():
         backend = 'gloo'
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
-        if cfg.get('runner_type', 'Runner') == 'Runner':
+        if cfg.get('runner_type', 'Runner') in ('Runner', 'MMARunner'):
             cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg()
         elif 'FSDP' in cfg.get('strategy', {}).get('type', ''):
             cfg.strategy.setdefault('model_wrapper', {})['device_id'] = torch.device('cpu')
@@ -159,15 +158,3 @@ class CompatFSDPStrategy(FSDPStrategy):
 def apply_mmengine_fixes() -> None:
     """Apply the process-wide fix (1). Fixes 2 and 3 are used explicitly (launch, config)."""
     register_trusted_checkpoint_loader()
-
-
-def runner_with_model(cfg, model: torch.nn.Module) -> Runner:
-    """``Runner.from_cfg(cfg)`` around an already built (and loaded) ``model``: the Runner would
-    otherwise build ``cfg.model`` a second time (for a 7B model, a second copy of its weights)."""
-
-    class _PrebuiltModelRunner(Runner):
-
-        def build_model(self, _model_cfg):
-            return model
-
-    return _PrebuiltModelRunner.from_cfg(cfg)

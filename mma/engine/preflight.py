@@ -2,7 +2,8 @@
 
 Each step runs even when an earlier one failed, so one run lists every problem it can find:
 
-1. the model builds (on the meta device: no memory) — component types, sizes;
+1. the model builds (on the meta device: no memory) — component types, sizes — and the data
+   pipelines take its visual tokens per image (a count set by hand that differs fails here);
 2. its files load (``init_weights``): the tokenizer has the LLM's vocabulary, every LLaMA shard is
    there with the right shapes, the CLIP file, an adapter checkpoint of this config;
 3. every dataloader's dataset builds (files, every qid, questions, answers, prompt format, the
@@ -16,6 +17,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mma.registry import DATASETS, METRICS, explain_unknown_types
+
+from .runner import sync_data_with_model
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -60,6 +63,8 @@ def preflight(cfg: Config) -> Tuple[bool, List[str]]:
 
         ok &= _step(lines, 'model', build_model)
         if 'model' in state:
+            ok &= _step(lines, 'data pipeline follows the model', lambda: (
+                f'{sync_data_with_model(cfg, state["model"])} visual tokens per image'))
             ok &= _step(lines, 'weights and model tokenizer', load_weights)
         for key in DATALOADERS:
             if not cfg.get(key):

@@ -143,6 +143,8 @@ def test_lavin_recipes(name, temp, epochs, warmup, gpus, accum, sqa, tmp_path):
     else:
         opts = dict(o.split('=', 1) for o in data_options(sqa))
     cfg.merge_from_dict(opts)
+    from mma.engine import sync_data_with_model
+    sync_data_with_model(cfg)  # as mma's Runner does: visual tokens from the model
     with DefaultScope.overwrite_default_scope('mma'):  # as under the Runner (default_scope)
         ds = DATASETS.build(cfg.train_dataloader.dataset)
     assert len(ds) == (2 + 3 * 2 if 'vlit' in name else 12)

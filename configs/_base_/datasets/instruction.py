@@ -10,7 +10,6 @@ data_root = 'data/instruction'
 coco_root = 'data/coco/train2014'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 max_len = 512
-num_visual_tokens = 6
 image_size = 224
 
 train_pipeline = [
@@ -18,7 +17,7 @@ train_pipeline = [
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',
          tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
-         max_len=max_len, num_visual_tokens=num_visual_tokens, overlong='truncate_prompt',
+         max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
 _llava = dict(type='LLaVAInstructDataset', data_root=data_root, image_root=coco_root,

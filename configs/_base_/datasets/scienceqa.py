@@ -9,7 +9,6 @@ data_root = 'data/scienceqa'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 prompt_format = 'QCM-ALE'
 max_len = 512            # positions the model sees: modality token + text + visual tokens
-num_visual_tokens = 6
 image_size = 224
 
 train_pipeline = [
@@ -18,7 +17,7 @@ train_pipeline = [
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',
          tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
-         max_len=max_len, num_visual_tokens=num_visual_tokens, overlong='truncate_prompt',
+         max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
 train_dataloader = dict(

@@ -105,7 +105,7 @@ def chance_levels(data_root: str, split: str = 'test') -> Dict[str, float]:
 
 def train_and_test(cfg: Config, work_dir: str, cfg_options: Optional[dict] = None) -> Dict:
     """Train with the Runner, then evaluate the trained model on the test split."""
-    from mmengine.runner import Runner
+    from mma.engine.runner import MMARunner
 
     from mma.engine.compat import apply_mmengine_fixes
     apply_mmengine_fixes()
@@ -114,7 +114,7 @@ def train_and_test(cfg: Config, work_dir: str, cfg_options: Optional[dict] = Non
         cfg.merge_from_dict(cfg_options)
     cfg.work_dir = work_dir
     cfg.test_evaluator.prediction_file = os.path.join(work_dir, 'predictions.json')
-    runner = Runner.from_cfg(cfg)
+    runner = MMARunner.from_cfg(cfg)
     t0 = time.time()
     runner.train()
     train_s = time.time() - t0
