@@ -79,8 +79,9 @@ def block_tokens(tower: nn.Module, images: Tensor, indices: Sequence[int],
     dtype = next(tower.trunk.parameters()).dtype
     inter = tower.trunk.forward_intermediates(
         images.to(dtype), indices=list(indices), return_prefix_tokens=True, norm=False,
-        stop_early=True, output_fmt='NLC', intermediates_only=True)  # [(patches, prefix)]
-    return [torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
+        stop_early=True, output_fmt='NLC', intermediates_only=True)
+    # [(patches, prefix)] when the trunk has prefix tokens, [patches] when it has none (SigLIP)
+    return [torch.cat([x[1], x[0]], dim=1) if isinstance(x, tuple) else x for x in inter]
 
 
 def _get(module: nn.Module, path: str):
