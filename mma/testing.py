@@ -72,7 +72,7 @@ def tiny_lavin_cfg(vocab_size: int = 512, router: bool = True, vit_adapters: boo
         llm_adapter=adapter,
         llm_adapter_placement=placement,
         vit_adapter=dict(adapter) if vit_adapters else None,
-        projector_hidden=16,
+        projector=dict(type='LaVINProjector', hidden=16),
     )
 
 
