@@ -13,6 +13,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .hf_clip import hf_clip_to_open_clip, is_hf_clip
+
 # open_clip's defaults (``open_clip.constants.OPENAI_DATASET_MEAN/STD``), used when a tower's
 # config and pretrained tags say nothing.
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -75,9 +77,21 @@ def preprocess_stats(model_name: Optional[str]) -> Tuple[Tuple[float, ...], Tupl
     return stats.pop() if stats else (OPENAI_MEAN, OPENAI_STD)
 
 
+# The weights file of a downloaded folder: HF (LLaVA's CLIP) or open_clip's hub layout.
+FOLDER_FILES = ('model.safetensors', 'pytorch_model.bin', 'open_clip_model.safetensors',
+                'open_clip_pytorch_model.bin')
+
+
 def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     """Read a CLIP checkpoint: open_clip/OpenAI state dict (``.pt``/``.bin``/``.pth``, optionally
-    under ``state_dict``), a ``.safetensors`` file, or OpenAI's TorchScript archive."""
+    under ``state_dict``), a ``.safetensors`` file, OpenAI's TorchScript archive, or a folder
+    holding one of :data:`FOLDER_FILES` (an HF or open_clip hub download)."""
+    if os.path.isdir(path):
+        found = [f for f in FOLDER_FILES if os.path.isfile(os.path.join(path, f))]
+        if not found:
+            raise FileNotFoundError(f'CLIP weights folder {path} holds none of '
+                                    f'{", ".join(FOLDER_FILES)}')
+        path = os.path.join(path, found[0])
     if not os.path.isfile(path):
         raise FileNotFoundError(f'CLIP weights file not found: {path}')
     try:
@@ -108,13 +122,16 @@ def _is_torchscript(path: str) -> bool:
 
 
 def load_tower_weights(tower: nn.Module, path: str, what: str) -> None:
-    """Load ``tower``'s weights from the local file ``path`` (``visual.*`` keys or bare keys).
+    """Load ``tower``'s weights from the local file ``path`` (``visual.*`` keys, bare keys or HF
+    CLIP's ``vision_model.*`` keys, see :mod:`.hf_clip`).
 
     Strict: every tower weight must be in the file with its shape, and the file may hold no other
     ``visual.*`` weights; tensors are cast to the tower's dtype. Inserted adapters (``.adapter.``
     keys) are left as they are. ``what`` names the tower in errors.
     """
     sd = load_clip_state_dict(path)
+    if is_hf_clip(sd):
+        sd = hf_clip_to_open_clip(sd)
     if any(k.startswith('visual.') for k in sd):
         sd = {k[len('visual.'):]: v for k, v in sd.items() if k.startswith('visual.')}
     own = {k: v for k, v in tower.state_dict().items() if '.adapter.' not in k}
