@@ -1,5 +1,5 @@
-"""open_clip vision towers: building one by name or ``vision_cfg``, its preprocessing statistics, and
-strict loading of its weights from a local file.
+"""open_clip vision towers: building one by name or ``vision_cfg``, its preprocessing statistics,
+and strict loading of its weights from a local file.
 
 Two kinds of tower come out of open_clip: its own ``VisionTransformer`` (OpenAI CLIP, LAION ViT-H,
 ...) and a ``TimmModel`` wrapping a timm trunk (SigLIP, EVA02); :mod:`.native_tower` and
