@@ -155,3 +155,23 @@ def load_tower_weights(tower: nn.Module, path: str, what: str) -> None:
     device = torch.device('cpu') if on_meta else next(tower.parameters()).device
     sd = {k: sd[k].to(device=device, dtype=v.dtype) for k, v in own.items()}
     tower.load_state_dict(sd, strict=False, assign=on_meta)
+    if on_meta:
+        _compute_buffers(tower, device, what)
+
+
+def _compute_buffers(tower: nn.Module, device: torch.device, what: str) -> None:
+    """Fill the non-persistent buffers of a tower built on the meta device: they are computed at
+    construction (EVA's rotary tables), not stored, so no file holds them. timm modules that own
+    such buffers recompute them with ``init_non_persistent_buffers``."""
+    for module in tower.modules():
+        names = [n for n in module._non_persistent_buffers_set
+                 if module._buffers.get(n) is not None and module._buffers[n].is_meta]
+        if not names:
+            continue
+        if not hasattr(module, 'init_non_persistent_buffers'):
+            raise ValueError(f'{what}: {type(module).__name__} computes buffers {names} at '
+                             'construction, which a meta-device build lacks; build the tower on '
+                             'a real device')
+        for n in names:
+            module._buffers[n] = torch.empty_like(module._buffers[n], device=device)
+        module.init_non_persistent_buffers()

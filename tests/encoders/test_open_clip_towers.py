@@ -126,6 +126,11 @@ def test_eva02_style_tower(tmp_path):
     pool = _mma('mma-tiny-eva', path, feature_type='pooled')
     assert pool.width == 32
     _close(pool(images), pooled[:, None])
+    with torch.device('meta'):  # as mma.load_model builds: the rotary tables are not in files
+        meta = CLIPViT(model_name='mma-tiny-eva', pretrained=path, feature_type='patch').eval()
+    meta.load_pretrained()
+    assert not any(t.is_meta for t in list(meta.parameters()) + list(meta.buffers()))
+    _close(meta(images), blocks[1][:, 1:])
 
 
 def test_timm_tower_adapters_run_and_keep_keys(tmp_path):
