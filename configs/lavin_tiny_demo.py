@@ -35,7 +35,7 @@ model = dict(
     llm_adapter_placement='attn',
     vit_adapter=adapter,
     vit_adapter_placement='attn',
-    projector_hidden=32,
+    projector=dict(type='LaVINProjector', hidden=32),
     tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
     generation_cfg=dict(max_new_tokens=64, temperature=0.0, stop_pattern=r'The answer is ([A-Z]).'),
 )

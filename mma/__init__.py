@@ -1,13 +1,13 @@
 """mma: Mixture-of-Modality Adaptation (LaVIN) for cheap and quick vision-language tuning."""
 __version__ = '0.1.0'
 
-from . import adapters, encoders, llms, models, routers  # noqa: F401,E402  (register components)
+from . import adapters, encoders, llms, models, projectors, routers  # noqa: F401,E402 (register)
 from .builder import build_model  # noqa: E402
 from .loading import load_merged_lavin, load_model  # noqa: E402
 from .registry import (ADAPTERS, DATASETS, ENCODERS, HOOKS, LLMS, METRICS, MODELS,  # noqa: E402
-                       ROUTERS, TOKENIZERS)
+                       PROJECTORS, ROUTERS, TOKENIZERS)
 
 __all__ = [
     '__version__', 'build_model', 'load_model', 'load_merged_lavin', 'ADAPTERS', 'DATASETS',
-    'ENCODERS', 'HOOKS', 'LLMS', 'METRICS', 'MODELS', 'ROUTERS', 'TOKENIZERS'
+    'ENCODERS', 'HOOKS', 'LLMS', 'METRICS', 'MODELS', 'PROJECTORS', 'ROUTERS', 'TOKENIZERS'
 ]

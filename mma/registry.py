@@ -3,10 +3,10 @@
 Runner-facing registries (models, datasets, metrics, hooks, ...) are children of mmengine's with
 scope ``mma``, so an mmengine ``Runner`` with ``default_scope='mma'`` finds mma's components by name.
 
-Component registries (``ADAPTERS``, ``ROUTERS``, ``ENCODERS``, ``LLMS``, ``TOKENIZERS``) are roots of
-their own. mmengine keeps one child per scope under each parent, and when it builds it switches to
-the registry whose scope is the default scope: a child of ``MODELS`` named ``mma`` would shadow
-mma's ``MODELS``. As roots with scope ``mma`` each of them resolves to itself, whatever the default
+Component registries (``ADAPTERS``, ``ROUTERS``, ``ENCODERS``, ``PROJECTORS``, ``LLMS``,
+``TOKENIZERS``) are roots of their own. mmengine keeps one child per scope under each parent, and
+when it builds it switches to the registry whose scope is the default scope: a child of ``MODELS``
+named ``mma`` would shadow mma's ``MODELS``. As roots with scope ``mma`` each of them resolves to itself, whatever the default
 scope. A third-party package registers into them with ``@ADAPTERS.register_module()`` and a config
 imports it with ``custom_imports``.
 """
@@ -37,8 +37,8 @@ from mmengine.registry import Registry
 __all__ = [
     'MMARegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
     'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'FUNCTIONS', 'STRATEGIES', 'RUNNERS', 'VISUALIZERS', 'VISBACKENDS',
-    'ADAPTERS', 'ROUTERS', 'ENCODERS', 'LLMS',
+    'PARAM_SCHEDULERS', 'MODEL_WRAPPERS', 'FUNCTIONS', 'STRATEGIES', 'RUNNERS', 'VISUALIZERS',
+    'VISBACKENDS', 'ADAPTERS', 'ROUTERS', 'ENCODERS', 'PROJECTORS', 'LLMS',
     'TOKENIZERS', 'explain_unknown_types'
 ]
 
@@ -103,6 +103,7 @@ VISBACKENDS = _child('vis backend', MMENGINE_VISBACKENDS, 'mma.engine')
 ADAPTERS = MMARegistry('adapter', scope='mma', locations=['mma.adapters'])
 ROUTERS = MMARegistry('router', scope='mma', locations=['mma.routers'])
 ENCODERS = MMARegistry('encoder', scope='mma', locations=['mma.encoders'])
+PROJECTORS = MMARegistry('projector', scope='mma', locations=['mma.projectors'])
 LLMS = MMARegistry('llm', scope='mma', locations=['mma.llms'])
 TOKENIZERS = MMARegistry('tokenizer', scope='mma', locations=['mma.llms'])
 

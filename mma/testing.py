@@ -6,6 +6,39 @@ from typing import Iterable, Optional
 
 TINY_VISION_CFG = dict(image_size=32, patch_size=8, width=64, head_width=16, layers=2,
                        mlp_ratio=4.0, embed_dim=32)
+# open_clip vision_cfgs of tiny timm-based towers shaped like SigLIP (no class token, attention-
+# pool head, no projection) and EVA02 (rotary embedding, SwiGLU, unfused q/k/v); the timm models
+# they name exist after register_tiny_timm_models().
+TINY_SIGLIP_VISION_CFG = dict(timm_model_name='mma_tiny_siglip', timm_pool='map', timm_proj='none',
+                              image_size=32, embed_dim=64)
+TINY_EVA_VISION_CFG = dict(timm_model_name='mma_tiny_eva02', timm_pool='token', timm_proj=None,
+                           image_size=32, embed_dim=32)
+
+
+def register_tiny_timm_models() -> None:
+    """Register the timm models of :data:`TINY_SIGLIP_VISION_CFG` and :data:`TINY_EVA_VISION_CFG`:
+    ``vit_base_patch16_siglip_224``'s and ``eva02_large_patch14_clip_336``'s arguments at 32 px,
+    width 64, 4 heads, 3 blocks. Idempotent."""
+    import timm
+    from timm.models import register_model
+    from timm.models.eva import Eva
+    from timm.models.vision_transformer import VisionTransformer
+    tiny = dict(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=4)
+
+    def model_args(kwargs: dict) -> dict:  # timm.create_model's bookkeeping is not for the model
+        return {k: v for k, v in kwargs.items() if not k.startswith(('pretrained', 'cache_dir'))}
+    if not timm.is_model('mma_tiny_siglip'):
+        def mma_tiny_siglip(pretrained=False, **kwargs):
+            return VisionTransformer(**{**tiny, 'class_token': False, 'global_pool': 'map',
+                                        **model_args(kwargs)})
+        register_model(mma_tiny_siglip)
+    if not timm.is_model('mma_tiny_eva02'):
+        def mma_tiny_eva02(pretrained=False, **kwargs):
+            return Eva(**{**tiny, **dict(mlp_ratio=4 * 2 / 3, qkv_fused=False, swiglu_mlp=True,
+                                         scale_mlp=True, scale_attn_inner=True,
+                                         use_rot_pos_emb=True, ref_feat_shape=(4, 4),
+                                         global_pool='token'), **model_args(kwargs)})
+        register_model(mma_tiny_eva02)
 
 
 def train_tokenizer(sentences: Iterable[str], path: str, vocab_size: int = 512) -> str:
@@ -39,7 +72,7 @@ def tiny_lavin_cfg(vocab_size: int = 512, router: bool = True, vit_adapters: boo
         llm_adapter=adapter,
         llm_adapter_placement=placement,
         vit_adapter=dict(adapter) if vit_adapters else None,
-        projector_hidden=16,
+        projector=dict(type='LaVINProjector', hidden=16),
     )
 
 

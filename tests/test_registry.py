@@ -125,7 +125,7 @@ def test_misspelt_type_in_config_lists_names_through_the_runner(field, bad, list
     import os
 
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mma.engine import MMARunner
 
     from mma.registry import explain_unknown_types
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +137,7 @@ def test_misspelt_type_in_config_lists_names_through_the_runner(field, bad, list
            for k, v in (('data_root', str(sqa_root)), ('split', 'test'),
                         ('pipeline.1.tokenizer', tok))}})
     with pytest.raises(KeyError) as err, explain_unknown_types():
-        runner = Runner.from_cfg(cfg)
+        runner = MMARunner.from_cfg(cfg)  # the configs' runner_type
         runner.build_dataloader(cfg.train_dataloader)
         runner.build_evaluator(cfg.test_evaluator)
     msg = str(err.value)

@@ -171,12 +171,13 @@ class TokenizeForLaVIN:
         """``(positions, prompt tokens to drop, answer tokens)`` for a sample; drop = -1 when
         even an empty prompt does not fit (or the policy is ``'skip'`` and it is over-long)."""
         prefix, prompt, ans, has_image = self._pieces(results)
-        if self.num_visual_tokens is None:
+        if self.num_visual_tokens is None and self.max_len is not None:
             raise ValueError('TokenizeForLaVIN.num_visual_tokens is not set: build the dataset '
                              "through mma's Runner (runner_type='MMARunner', tools/train.py, "
                              'tools/test.py), which takes it from the model, or call '
                              'mma.engine.sync_data_with_model(cfg) first, or set it')
-        total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + self.num_visual_tokens * has_image
+        k = self.num_visual_tokens or 0  # unset without max_len (chat): only for lengths
+        total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + k * has_image
         excess = total - self.max_len if self.max_len is not None else 0
         if excess <= 0:
             return total, 0, len(ans)

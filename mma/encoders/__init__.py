@@ -1,4 +1,5 @@
 """Vision encoders."""
-from .clip_vit import CLIPViT, load_clip_state_dict
+from .clip_vit import FEATURE_TYPES, CLIPViT
+from .open_clip_towers import load_clip_state_dict, preprocess_stats
 
-__all__ = ['CLIPViT', 'load_clip_state_dict']
+__all__ = ['CLIPViT', 'FEATURE_TYPES', 'load_clip_state_dict', 'preprocess_stats']

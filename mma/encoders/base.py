@@ -7,6 +7,8 @@ An encoder is an ``nn.Module`` registered in :data:`mma.registry.ENCODERS` that 
   visual tokens; the data pipeline derives its token budget from it);
 * :meth:`features` — ``(B, 3, H, W)`` images to ``(B, num_features, width)`` features;
 * :attr:`image_size` — the ``(H, W)`` the encoder expects (the data pipeline resizes to it);
+* :attr:`image_mean` / :attr:`image_std` — the per-channel normalisation (in [0, 1] units) its
+  weights were trained with, or None when it has none to say (the pipeline keeps its own);
 * :meth:`adapter_slots` — where adapters go for a placement name, as :class:`~mma.slots.AdapterSlot` s;
 * :attr:`weights_path` / :meth:`load_pretrained` — the local weights file it reads (None for random
   weights) and the call that reads it (never at construction).
@@ -35,6 +37,14 @@ class VisionEncoder(nn.Module):
     @property
     def image_size(self) -> Tuple[int, int]:
         raise NotImplementedError
+
+    @property
+    def image_mean(self) -> Optional[Tuple[float, ...]]:
+        return None
+
+    @property
+    def image_std(self) -> Optional[Tuple[float, ...]]:
+        return None
 
     @property
     def weights_path(self) -> Optional[str]:

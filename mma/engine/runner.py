@@ -77,11 +77,11 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
 
 @RUNNERS.register_module()
 class MMARunner(Runner):
-    """mmengine's ``Runner`` that runs :func:`sync_data_with_model` on its config first."""
+    """mmengine's ``Runner`` that runs :func:`sync_data_with_model` on its config first (in place:
+    the caller's config then shows the counts the Runner uses)."""
 
     @classmethod
     def from_cfg(cls, cfg) -> 'MMARunner':
-        cfg = copy.deepcopy(cfg)
         sync_data_with_model(cfg)
         return super().from_cfg(cfg)
 

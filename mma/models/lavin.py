@@ -1,6 +1,7 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
 import contextlib
 import logging
+import warnings
 from typing import Dict, List, Optional, Set, Union
 
 import torch
@@ -10,7 +11,7 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mma.adapters.utils import declared_trainable_names, set_trainable
-from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, TOKENIZERS
+from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
 from mma.routers.routing import RoutingContext
 from mma.slots import AdapterSlot
 
@@ -21,19 +22,15 @@ from .masks import modality_mask
 IGNORE_INDEX = -100
 
 
-class VisualProjector(nn.Module):
-    """Linear(vision width -> hidden) -> SiLU -> Linear(hidden -> LLM dim), xavier init."""
-
-    def __init__(self, in_features: int, out_features: int, hidden: int = 128):
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden)
-        self.fc2 = nn.Linear(hidden, out_features)
-        for fc in (self.fc1, self.fc2):
-            nn.init.xavier_uniform_(fc.weight)
-            nn.init.zeros_(fc.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.silu(self.fc1(x)))
+def _projector_cfg(projector: Optional[dict], hidden: Optional[int]) -> dict:
+    if hidden is None:
+        return dict(projector or dict(type='LaVINProjector', hidden=128))
+    if projector is not None:
+        raise ValueError('LaVIN: give projector=dict(...) or the deprecated projector_hidden, '
+                         'not both')
+    warnings.warn('LaVIN(projector_hidden=N) is deprecated: use '
+                  "projector=dict(type='LaVINProjector', hidden=N)", DeprecationWarning)
+    return dict(type='LaVINProjector', hidden=hidden)
 
 
 def _build_adapter(cfg: dict, width: int) -> nn.Module:
@@ -63,7 +60,10 @@ class LaVIN(BaseModel):
         llm_adapter_placement: ``'attn'`` (LaVIN), ``'ffn'`` or ``'block'``.
         vit_adapter: Config of the adapter put into each ViT block; None for none.
         vit_adapter_placement: ``'attn'`` (before attention, LaVIN), ``'ffn'`` or ``'block'``.
-        projector_hidden: Hidden width of the visual projector.
+        projector: Config of the visual projector (``PROJECTORS``; ``in_features`` and
+            ``out_features`` are filled in): LaVIN's ``dict(type='LaVINProjector', hidden=128)``
+            (the default) or LLaVA-1.5's ``dict(type='MLPProjector')``.
+        projector_hidden: Deprecated: ``projector=dict(type='LaVINProjector', hidden=...)``.
         frozen_dtype: Store the frozen backbone weights in this dtype (``'bfloat16'``,
             ``'float16'``), keeping the trainable tensors in fp32 — no fp32 copy of a frozen
             weight exists. Run with AMP (autocast) when set.
@@ -81,7 +81,8 @@ class LaVIN(BaseModel):
     def __init__(self, llm: dict, vision: Optional[dict] = None,
                  llm_adapter: Optional[dict] = None, llm_adapter_placement: str = 'attn',
                  vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
-                 projector_hidden: int = 128, frozen_dtype: Optional[str] = None,
+                 projector: Optional[dict] = None, projector_hidden: Optional[int] = None,
+                 frozen_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
                  generation_cfg: Optional[dict] = None,
@@ -100,7 +101,9 @@ class LaVIN(BaseModel):
             if vit_adapter is not None:
                 for slot in self.vision.adapter_slots(vit_adapter_placement):
                     slot.insert(_build_adapter(vit_adapter, self.vision.width))
-            self.projector = VisualProjector(self.vision.width, dim, projector_hidden)
+            self.projector = PROJECTORS.build(dict(
+                _projector_cfg(projector, projector_hidden), in_features=self.vision.width,
+                out_features=dim))
         self.modality_embedding = nn.Embedding(2, dim)
         set_trainable(self, self.trainable_names())
         if frozen_dtype is not None:

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mma.engine import MMARunner
 
 import mma
 from mma.llms import save_meta_checkpoint
@@ -36,7 +36,7 @@ def test_pipeline_tokenizer_vocab_checked_before_training(tokenizer_path, sqa_ro
                          'train_dataloader.dataset.pipeline.1.tokenizer': tok,
                          'work_dir': str(tmp_path), 'test_dataloader': None,
                          'test_evaluator': None, 'test_cfg': None})
-    runner = Runner.from_cfg(cfg)
+    runner = MMARunner.from_cfg(cfg)  # the configs' runner_type
     with pytest.raises(ValueError, match=rf'tokenizer {tokenizer_path} has 512 pieces but the LLM '
                        r'\(model.llm; tokenizer of train_dataloader.dataset ScienceQADataset\) has '
                        r'vocab_size '

@@ -5,7 +5,7 @@ import os
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mma.engine import MMARunner
 from PIL import Image
 
 from mma.engine.compat import apply_mmengine_fixes
@@ -47,7 +47,7 @@ def test_coco_caption_finetune_config_trains(tmp_path, tokenizer_path):
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(tmp_path / 'work')
     cfg.visualizer = None
-    runner = Runner.from_cfg(cfg)
+    runner = MMARunner.from_cfg(cfg)  # the configs' runner_type
     runner.train()
     ckpt = torch.load(os.path.join(cfg.work_dir, 'epoch_8.pth'), weights_only=False)
     trainable = {n for n, p in runner.model.named_parameters() if p.requires_grad}

@@ -16,5 +16,5 @@ model = dict(
     vit_adapter=dict(type='RoutedRepAdapter', hidden_dim=8, groups=2, scale=1.0, dropout=0.1,
                      router=dict(type='ModalityRouter', temperature=temperature)),
     vit_adapter_placement='attn',
-    projector_hidden=128,
+    projector=dict(type='LaVINProjector', hidden=128),
 )

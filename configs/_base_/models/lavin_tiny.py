@@ -11,5 +11,5 @@ model = dict(
     vit_adapter=dict(type='RoutedRepAdapter', hidden_dim=8, groups=2, scale=1.0, dropout=0.1,
                      router=dict(type='ModalityRouter', temperature=10.0)),
     vit_adapter_placement='attn',
-    projector_hidden=16,
+    projector=dict(type='LaVINProjector', hidden=16),
 )

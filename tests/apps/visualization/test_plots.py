@@ -107,10 +107,10 @@ def test_plot_routing_from_a_trained_checkpoint(runs, tmp_path):
                          'model.tokenizer.model_path': runs['sqa']['tokenizer']})
     with pytest.warns(UserWarning):
         model = mma.load_model(cfg, ckpt)
-    from mmengine.runner import Runner
+    from mma.engine import MMARunner
     cfg.work_dir = str(tmp_path / 'runner')
     cfg.visualizer = None
-    ref = Runner.from_cfg(cfg).model
+    ref = MMARunner.from_cfg(cfg)  # the configs' runner_type.model
     ref.init_weights()
     untrained = router_weights(ref)
     with pytest.warns(UserWarning):

@@ -1,0 +1,62 @@
+"""Hugging Face CLIP vision weights (``CLIPModel`` / ``CLIPVisionModel``) as open_clip tower keys.
+
+LLaVA-1.5 reads its tower from the HF folder ``openai/clip-vit-large-patch14-336``; the same
+weights in open_clip are ``ViT-L-14-336-quickgelu``. The mapping is one-to-one except that HF keeps
+q/k/v apart (open_clip packs them into ``in_proj``) and stores the projection transposed.
+"""
+import re
+from typing import Dict
+
+import torch
+from torch import Tensor
+
+HF_PREFIX = 'vision_model.'
+
+_RENAMES = (  # HF name (after vision_model.) -> open_clip name
+    (r'^embeddings\.class_embedding$', 'class_embedding'),
+    (r'^embeddings\.patch_embedding\.weight$', 'conv1.weight'),
+    (r'^embeddings\.position_embedding\.weight$', 'positional_embedding'),
+    (r'^pre_layrnorm\.', 'ln_pre.'),
+    (r'^post_layernorm\.', 'ln_post.'),
+    (r'^encoder\.layers\.(\d+)\.layer_norm1\.', r'transformer.resblocks.\1.ln_1.'),
+    (r'^encoder\.layers\.(\d+)\.layer_norm2\.', r'transformer.resblocks.\1.ln_2.'),
+    (r'^encoder\.layers\.(\d+)\.mlp\.fc1\.', r'transformer.resblocks.\1.mlp.c_fc.'),
+    (r'^encoder\.layers\.(\d+)\.mlp\.fc2\.', r'transformer.resblocks.\1.mlp.c_proj.'),
+    (r'^encoder\.layers\.(\d+)\.self_attn\.out_proj\.', r'transformer.resblocks.\1.attn.out_proj.'),
+)
+_QKV = re.compile(r'^encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$')
+
+
+def is_hf_clip(state_dict: Dict[str, Tensor]) -> bool:
+    return any(k.startswith(HF_PREFIX) for k in state_dict)
+
+
+def hf_clip_to_open_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """The vision tower of an HF CLIP state dict under open_clip's ``VisionTransformer`` keys.
+
+    ``visual_projection.weight`` becomes ``proj`` (transposed) when present; the text tower and
+    HF's ``position_ids`` buffer are dropped. Unknown vision keys are kept under their HF names,
+    so that strict loading names them.
+    """
+    out, qkv = {}, {}
+    for key, value in state_dict.items():
+        if key == 'visual_projection.weight':
+            out['proj'] = value.t().contiguous()
+        if not key.startswith(HF_PREFIX) or key.endswith('position_ids'):
+            continue
+        name = key[len(HF_PREFIX):]
+        m = _QKV.match(name)
+        if m:
+            qkv.setdefault((m.group(1), m.group(3)), {})[m.group(2)] = value
+            continue
+        for pattern, repl in _RENAMES:
+            if re.search(pattern, name):
+                name = re.sub(pattern, repl, name)
+                break
+        out[name] = value
+    for (layer, kind), parts in qkv.items():
+        if set(parts) != set('qkv'):
+            raise KeyError(f'HF CLIP layer {layer}: {kind} of q/k/v incomplete ({sorted(parts)})')
+        out[f'transformer.resblocks.{layer}.attn.in_proj_{kind}'] = torch.cat(
+            [parts['q'], parts['k'], parts['v']], dim=0)
+    return out
