@@ -11,7 +11,15 @@ from typing import Optional
 
 @dataclass
 class LLaMAArgs:
-    """Hyperparameters, named as in Meta's ``params.json``."""
+    """Hyperparameters, named as in Meta's ``params.json``, plus the switches of the LLaMA-family
+    models that share the block (reference: transformers' Llama / Mistral / Qwen2 modelling).
+
+    Args:
+        qkv_bias: Biases on the q/k/v projections (Qwen2 / Qwen2.5).
+        tie_embeddings: The output head shares the token embedding (LLaMA-3.2, small Qwen2.5).
+        rope_scaling: ``None`` or LLaMA-3.1's ``dict(rope_type='llama3', factor=8.0,
+            low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)``.
+    """
     dim: int = 4096
     n_layers: int = 32
     n_heads: int = 32
@@ -22,10 +30,19 @@ class LLaMAArgs:
     norm_eps: float = 1e-6
     rope_theta: float = 10000.0
     max_seq_len: int = 2048
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+    rope_scaling: Optional[dict] = None
 
     def __post_init__(self):
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
+        if self.rope_scaling is not None:
+            self.rope_scaling = dict(self.rope_scaling)
+            kind = self.rope_scaling.get('rope_type', self.rope_scaling.get('type'))
+            if kind != 'llama3':
+                raise ValueError(f'LLaMA: rope scaling {kind!r} is not supported (only LLaMA-3.1\'s '
+                                 "'llama3'); remove rope_scaling for plain RoPE")
         if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
             raise ValueError(f'LLaMA: dim={self.dim} must be divisible by n_heads={self.n_heads}, '
                              f'and n_heads by n_kv_heads={self.n_kv_heads}')

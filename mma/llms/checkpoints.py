@@ -59,6 +59,9 @@ def read_llama_args(path: str) -> dict:
         kw.setdefault('n_kv_heads', kw.get('n_heads'))
         kw.setdefault('rope_theta', 10000.0)
         kw.setdefault('ffn_dim_multiplier', None)
+        if raw.get('use_scaled_rope'):  # LLaMA-3.1+: Meta's code hard-codes these numbers
+            kw['rope_scaling'] = dict(rope_type='llama3', factor=8.0, low_freq_factor=1.0,
+                                      high_freq_factor=4.0, original_max_position_embeddings=8192)
         if kw.get('vocab_size') is None or kw['vocab_size'] < 0:
             kw['vocab_size'] = checkpoint_vocab_size(path)
     else:
@@ -78,26 +81,49 @@ def _read_json(file: str) -> dict:
         raise ValueError(f'{file} is not valid UTF-8 JSON: {err}') from None
 
 
+#: HF ``model_type`` s that are the LLaMA block with switches (:class:`LLaMAArgs`).
+HF_FAMILIES = ('llama', 'mistral', 'qwen2')
+
+
 def hf_config_to_args(cfg: dict, path: str = 'config.json') -> dict:
-    """Translate an HF ``LlamaConfig`` dict into :class:`LLaMAArgs` fields."""
+    """Translate an HF ``config.json`` of the LLaMA family (LLaMA-1/2/3.x, Vicuna, Mistral,
+    Qwen2/2.5) into :class:`LLaMAArgs` fields. RoPE settings are read in both forms: top-level
+    ``rope_theta`` / ``rope_scaling`` (folders written by transformers 4) and
+    ``rope_parameters`` (transformers 5)."""
+    family = cfg.get('model_type', 'llama')
     unsupported = []
+    if family not in HF_FAMILIES:
+        unsupported.append(f'model_type={family!r} (supported: {", ".join(HF_FAMILIES)})')
     if cfg.get('hidden_act', 'silu') != 'silu':
         unsupported.append(f"hidden_act={cfg['hidden_act']!r}")
-    if cfg.get('attention_bias') or cfg.get('mlp_bias'):
-        unsupported.append('attention_bias/mlp_bias')
-    rope = cfg.get('rope_parameters') or {}
-    scaling = cfg.get('rope_scaling')
-    rope_type = rope.get('rope_type', (scaling or {}).get('rope_type', 'default'))
-    if rope_type not in ('default', None) or (scaling and scaling.get('type', 'default') != 'default'):
+    if family != 'qwen2' and cfg.get('attention_bias'):
+        unsupported.append('attention_bias (a bias on o_proj too)')
+    if cfg.get('mlp_bias'):
+        unsupported.append('mlp_bias')
+    rope = dict(cfg.get('rope_parameters') or {})
+    scaling = dict(cfg.get('rope_scaling') or {})
+    rope.update({k: v for k, v in scaling.items() if k not in rope})
+    rope_type = rope.get('rope_type', rope.get('type', 'default'))
+    if rope_type not in ('default', 'llama3', None):
         unsupported.append(f'rope scaling {rope_type!r}')
     if unsupported:
-        raise ValueError(f'{path}: unsupported LLaMA variant ({", ".join(unsupported)})')
+        raise ValueError(f'{path}: unsupported LLaMA-family variant ({", ".join(unsupported)})')
     dim, hidden = cfg['hidden_size'], cfg['intermediate_size']
     kw = dict(dim=dim, n_layers=cfg['num_hidden_layers'], n_heads=cfg['num_attention_heads'],
               n_kv_heads=cfg.get('num_key_value_heads') or cfg['num_attention_heads'],
               vocab_size=cfg['vocab_size'], norm_eps=cfg.get('rms_norm_eps', 1e-6),
-              rope_theta=rope.get('rope_theta', cfg.get('rope_theta', 10000.0)),
-              max_seq_len=cfg.get('max_position_embeddings', 2048))
+              rope_theta=float(rope.get('rope_theta', cfg.get('rope_theta', 10000.0))),
+              max_seq_len=cfg.get('max_position_embeddings', 2048),
+              qkv_bias=family == 'qwen2',
+              tie_embeddings=bool(cfg.get('tie_word_embeddings', False)),
+              rope_scaling=None)
+    if rope_type == 'llama3':
+        kw['rope_scaling'] = dict(
+            rope_type='llama3', factor=float(rope['factor']),
+            low_freq_factor=float(rope.get('low_freq_factor', 1.0)),
+            high_freq_factor=float(rope.get('high_freq_factor', 4.0)),
+            original_max_position_embeddings=int(rope.get('original_max_position_embeddings',
+                                                          8192)))
     if cfg.get('head_dim') not in (None, dim // kw['n_heads']):
         raise ValueError(f"{path}: head_dim={cfg['head_dim']} != hidden_size / num_heads")
     kw.update(_ffn_args(dim, hidden))

@@ -15,6 +15,9 @@ _HF_LAYER_KEYS = {
     'self_attn.q_proj.weight': 'attention.wq.weight',
     'self_attn.k_proj.weight': 'attention.wk.weight',
     'self_attn.v_proj.weight': 'attention.wv.weight',
+    'self_attn.q_proj.bias': 'attention.wq.bias',  # Qwen2
+    'self_attn.k_proj.bias': 'attention.wk.bias',
+    'self_attn.v_proj.bias': 'attention.wv.bias',
     'self_attn.o_proj.weight': 'attention.wo.weight',
     'mlp.gate_proj.weight': 'feed_forward.w1.weight',
     'mlp.down_proj.weight': 'feed_forward.w2.weight',
@@ -80,13 +83,13 @@ def hf_key_to_meta(key: str) -> Optional[str]:
         return f'layers.{m.group(1)}.{_HF_LAYER_KEYS[m.group(2)]}'
     if key.endswith('rotary_emb.inv_freq'):
         return None
-    raise KeyError(f'unexpected key {key!r} in an HF LLaMA checkpoint')
+    raise KeyError(f'unexpected key {key!r} in an HF LLaMA-family checkpoint')
 
 
 def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
     """Yield ``(meta_key, tensor)`` from an HF folder, q/k rows un-permuted, cast once."""
     files = hf_weight_files(path)
-    with open(os.path.join(path, 'config.json')) as f:
+    with open(os.path.join(path, 'config.json'), encoding='utf-8') as f:
         cfg = json.load(f)
     n_heads = cfg['num_attention_heads']
     n_kv_heads = cfg.get('num_key_value_heads') or n_heads
@@ -98,10 +101,10 @@ def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
             name = hf_key_to_meta(key)
             if name is None:
                 continue
-            if name.endswith('attention.wq.weight'):
-                t = hf_unpermute(t, n_heads)
-            elif name.endswith('attention.wk.weight'):
-                t = hf_unpermute(t, n_kv_heads)
+            if name.endswith(('attention.wq.weight', 'attention.wk.weight',
+                              'attention.wq.bias', 'attention.wk.bias')):
+                heads = n_heads if '.wq.' in name else n_kv_heads
+                t = hf_unpermute(t, heads) if t.dim() == 2 else hf_unpermute(t[:, None], heads)[:, 0]
             t = cast(t)
             seen_output |= name == 'output.weight'
             if name == 'tok_embeddings.weight':

@@ -35,10 +35,27 @@ class RMSNorm(nn.Module):
         return out.type_as(x) * self.weight
 
 
-def rope_cos_sin(positions: Tensor, head_dim: int, theta: float) -> Tuple[Tensor, Tensor]:
+def rope_inv_freq(head_dim: int, theta: float, scaling: Optional[dict] = None,
+                  device=None) -> Tensor:
+    """Rotary inverse frequencies (Dh/2,), with LLaMA-3.1's ``llama3`` scaling if given: long
+    wavelengths are divided by ``factor``, short ones kept, the band between interpolated."""
+    inv_freq = 1.0 / (theta**(torch.arange(0, head_dim, 2, device=device).float() / head_dim))
+    if scaling is None:
+        return inv_freq
+    factor = scaling['factor']
+    low, high = scaling.get('low_freq_factor', 1.0), scaling.get('high_freq_factor', 4.0)
+    old_len = scaling.get('original_max_position_embeddings', 8192)
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (old_len / wavelen - low) / (high - low)
+    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    mid = (wavelen <= old_len / low) & (wavelen >= old_len / high)
+    return torch.where(mid, (1 - smooth) * inv_freq / factor + smooth * inv_freq, scaled)
+
+
+def rope_cos_sin(positions: Tensor, head_dim: int, theta: float,
+                 scaling: Optional[dict] = None) -> Tuple[Tensor, Tensor]:
     """cos/sin tables for integer ``positions`` (B, T): each ``(B, T, 1, head_dim // 2)``, fp32."""
-    inv_freq = 1.0 / (theta**(torch.arange(0, head_dim, 2, device=positions.device).float() /
-                              head_dim))
+    inv_freq = rope_inv_freq(head_dim, theta, scaling, positions.device)
     angles = positions.float()[..., None] * inv_freq  # (B, T, Dh/2)
     return angles.cos()[:, :, None], angles.sin()[:, :, None]
 
@@ -58,9 +75,9 @@ class Attention(nn.Module):
         self.layer_id = layer_id
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
         self.backend = backend
-        self.wq = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
-        self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
-        self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.wq = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=args.qkv_bias)
+        self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
+        self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
@@ -199,6 +216,8 @@ class LLaMA(LLMBackbone):
             TransformerBlock(a, i, attn_backend) for i in range(a.n_layers))
         self.norm = RMSNorm(a.dim, a.norm_eps)
         self.output = nn.Linear(a.dim, a.vocab_size, bias=False)
+        if a.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
         if compile is not None:
             self.compile_blocks(**compile)
 
@@ -252,7 +271,8 @@ class LLaMA(LLMBackbone):
         if positions is None:
             start = cache.length if cache is not None else 0
             positions = torch.arange(start, start + t, device=embeds.device).expand(b, t)
-        cos, sin = rope_cos_sin(positions, self.args.head_dim, self.args.rope_theta)
+        cos, sin = rope_cos_sin(positions, self.args.head_dim, self.args.rope_theta,
+                                self.args.rope_scaling)
         h = embeds
         ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.layers:
