@@ -68,15 +68,21 @@ class LoadLaVINImage:
     Text-only samples (``img_path`` None) get ``image = None``.
 
     Args:
-        size: Output side (224 for CLIP ViT-L/14).
+        size: Output side (224 for CLIP ViT-L/14). None: the vision encoder's ``image_size``,
+            filled in by mma's Runner (:func:`mma.engine.sync_data_with_model`).
         mean, std: Normalisation in [0, 1] units; LaVIN presets use ImageNet's, as the reference
-            did (not CLIP's).
+            did (not CLIP's). None: the encoder's own (its tower's preprocessing config).
         background: RGB fill under transparent pixels; None drops alpha like the reference.
     """
 
-    def __init__(self, size: Union[int, Tuple[int, int]] = 224,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+    def __init__(self, size: Optional[Union[int, Tuple[int, int]]] = 224,
+                 mean: Optional[Sequence[float]] = IMAGENET_MEAN,
+                 std: Optional[Sequence[float]] = IMAGENET_STD,
                  background: Optional[Sequence[int]] = None):
+        if size is None or mean is None or std is None:
+            raise ValueError('LoadLaVINImage: size/mean/std None means "the vision encoder\'s": '
+                             "build the dataset through mma's Runner (or call "
+                             'mma.engine.sync_data_with_model(cfg)), which fills them in')
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]

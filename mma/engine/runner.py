@@ -15,6 +15,7 @@ import torch
 from mmengine.runner import Runner
 from torch import nn
 
+from mma.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mma.registry import RUNNERS
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -58,9 +59,12 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
     k = getattr(model, 'num_visual_tokens', None)
     if k is None:
         return None
+    vision = getattr(model, 'vision', None)
     for key in DATALOADERS:
         loader = cfg.get(key)
         for where, t in _transforms((loader or {}).get('dataset'), f'{key}.dataset'):
+            if t.get('type') == 'LoadLaVINImage' and vision is not None:
+                _sync_image(t, vision, where)
             if t.get('type') != 'TokenizeForLaVIN':
                 continue
             mine = t.get('num_visual_tokens')
@@ -73,6 +77,22 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
                                  f'visual tokens per image ({source}); remove the key from the '
                                  'data config so that it follows the model')
     return k
+
+
+def _sync_image(t: dict, vision: nn.Module, where: str) -> None:
+    """Image size (and normalisation) of a ``LoadLaVINImage`` step from the vision encoder."""
+    size = tuple(vision.image_size)
+    if 'size' in t and t['size'] is not None:
+        mine = (t['size'], ) * 2 if isinstance(t['size'], int) else tuple(t['size'])
+        if mine != size:
+            raise ValueError(f'{where}.size={t["size"]} but the vision encoder takes {size} '
+                             'images; remove the key to use the encoder\'s size')
+    else:
+        t['size'] = list(size)
+    for name in ('mean', 'std'):
+        if name in t and t[name] is None:
+            t[name] = list(getattr(vision, f'image_{name}', None) or
+                           (IMAGENET_MEAN if name == 'mean' else IMAGENET_STD))
 
 
 @RUNNERS.register_module()
