@@ -46,6 +46,11 @@ class AdaptedModule(nn.Module):
                 state_dict[prefix + 'module.' + key[len(prefix):]] = state_dict.pop(key)
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module itself, or the one an :class:`AdaptedModule` wraps (what a backbone put there)."""
+    return module.module if isinstance(module, AdaptedModule) else module
+
+
 @dataclass
 class AdapterSlot:
     """A place for an adapter: attribute ``name`` of ``parent``.

@@ -10,7 +10,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from mma.slots import AdaptedModule
+from mma.slots import unwrap
 
 
 def is_timm_tower(tower: nn.Module) -> bool:
@@ -92,4 +92,4 @@ def _get(module: nn.Module, path: str):
         m = module.get_submodule(path)
     except AttributeError:
         return None
-    return m.module if isinstance(m, AdaptedModule) else m
+    return unwrap(m)
