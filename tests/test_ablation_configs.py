@@ -41,6 +41,7 @@ B7 = dict(dim=4096, layers=32)
 B13 = dict(dim=5120, layers=40)
 TINY = dict(dim=128, layers=4, vit_width=64, vit_blocks=2, proj_hidden=32)
 TEXT = dict(vit_blocks=0)
+LLAVA = dict(B7, vit_blocks=23, proj_hidden=4096)
 
 # file -> (formula arguments, hand-computed number or None)
 EXPECTED = {
@@ -74,10 +75,21 @@ EXPECTED = {
     'tiny/lavin_tiny_demo_no-vit-adapter.py': (dict(TINY, vit=None), 16_840),
     'tiny/lavin_tiny_demo_tokens1.py': (TINY, 19_420),
     'tiny/lavin_tiny_demo_text-only.py': (dict(TINY, **TEXT), 10_536),
+    # MMA on LLaVA-1.5: ViT adapters up to the penultimate block (patch features), MLP projector
+    # (hidden = LLM dim: the same formula as LaVIN's with proj_hidden = dim)
+    'llava/mma_llava1.5-7b_sqa_cls-features.py': (dict(LLAVA, vit_blocks=24), 24_101_424),
+    'llava/mma_llava1.5-7b_sqa_lavin-projector.py': (dict(LLAVA, proj_hidden=128), 3_760_806),
+    'llava/mma_llava1.5-7b_sqa_llama3.1.py': (LLAVA, 24_080_934),
+    'llava/mma_llava1.5-7b_sqa_qwen2.5.py': (dict(LLAVA, dim=3584, layers=28, proj_hidden=3584),
+                                             19_007_998),
 }
 # what each file must change relative to its parent preset (besides the trainable count)
 VISUAL_TOKENS = {'lavin_7b_sqa_tokens3.py': 3, 'lavin_7b_sqa_tokens12.py': 12,
-                 'tiny/lavin_tiny_demo_tokens1.py': 1}
+                 'tiny/lavin_tiny_demo_tokens1.py': 1,
+                 'llava/mma_llava1.5-7b_sqa_cls-features.py': 6,
+                 'llava/mma_llava1.5-7b_sqa_lavin-projector.py': 576,
+                 'llava/mma_llava1.5-7b_sqa_llama3.1.py': 576,
+                 'llava/mma_llava1.5-7b_sqa_qwen2.5.py': 576}
 TEMPERATURE = {'lavin_7b_sqa_temp1.py': 1.0, 'lavin_7b_sqa_temp5.py': 5.0,
                'lavin_7b_sqa_temp20.py': 20.0}
 
@@ -92,7 +104,7 @@ def test_every_ablation_file_has_an_expected_count():
 
 
 def _build(cfg):
-    if cfg.model.llm.get('preset', '').startswith('llama'):
+    if cfg.model.llm.get('preset', '') not in ('', 'tiny'):  # a real size: on the meta device
         with torch.device('meta'):
             return mma.build_model(cfg)
     return mma.build_model(cfg)
