@@ -17,14 +17,30 @@ from torch import Tensor, nn
 
 import mma
 from mma.engine.compat import apply_mmengine_fixes
+from mma.engine.preflight import preflight
 from mma.encoders.base import VisionEncoder
 from mma.llms.base import KVCache, LLMBackbone
 from mma.models.merge import adapter_names, merge_lavin
 from mma.registry import ENCODERS, LLMS, RUNNERS
-from mma.slots import AdapterSlot
+from mma.slots import AdapterSlot, base_state_dict
 from mma.testing import make_tiny_scienceqa
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def load_base_weights(module: nn.Module, slots: List[AdapterSlot], path: Optional[str]) -> None:
+    """Read a ``torch.save``d state dict of ``module``'s own (non-adapter) tensors from ``path``;
+    assigned when ``module`` was built on the meta device (one copy of the weights)."""
+    if path is None:
+        return
+    sd = torch.load(path, map_location='cpu', weights_only=True)
+    own = base_state_dict(module, slots)
+    if set(sd) != set(own):
+        raise KeyError(f'{path}: keys differ from {type(module).__name__}: missing '
+                       f'{sorted(set(own) - set(sd))[:5]}, unexpected {sorted(set(sd) - set(own))[:5]}')
+    on_meta = any(p.is_meta for p in module.parameters())
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=False,
+                           assign=on_meta)
 
 
 # ------------------------------------------------------------------------------ the toy LLM --
@@ -83,11 +99,13 @@ class ToyBlock(nn.Module):
 
 @LLMS.register_module()
 class ToyGPT2(LLMBackbone):
-    """A GPT-2-style decoder implementing :class:`~mma.llms.base.LLMBackbone`, random weights."""
+    """A GPT-2-style decoder implementing :class:`~mma.llms.base.LLMBackbone`; its weights come
+    from the file ``weights`` (read by :meth:`load_pretrained`; None: random weights)."""
 
     def __init__(self, vocab_size: int = 512, dim: int = 32, n_layers: int = 2, n_heads: int = 2,
-                 max_seq_len: int = 640):
+                 max_seq_len: int = 640, weights: Optional[str] = None):
         super().__init__()
+        self.weights = weights
         self.vocab_size, self.dim, self.max_seq_len, self.num_layers = (vocab_size, dim,
                                                                         max_seq_len, n_layers)
         self.n_heads = n_heads
@@ -99,6 +117,13 @@ class ToyGPT2(LLMBackbone):
     @property
     def dtype(self) -> torch.dtype:
         return self.wte.weight.dtype
+
+    @property
+    def weights_path(self) -> Optional[str]:
+        return self.weights
+
+    def load_pretrained(self) -> None:
+        load_base_weights(self, self.adapter_slots('block'), self.weights)
 
     def embed(self, input_ids: Tensor) -> Tensor:
         return self.wte(input_ids)
@@ -139,8 +164,9 @@ class ToyPatchEncoder(VisionEncoder):
     tokens. Its one adapter slot wraps the norm, whose output only the mixing Linear reads."""
 
     def __init__(self, image_size: int = 32, patch_size: int = 8, width: int = 24,
-                 num_features: int = 4):
+                 num_features: int = 4, weights: Optional[str] = None):
         super().__init__()
+        self.weights = weights
         self.size, self.k = image_size, num_features
         if (image_size // patch_size)**2 % num_features:
             raise ValueError('ToyPatchEncoder: num_features must divide the number of patches')
@@ -160,6 +186,13 @@ class ToyPatchEncoder(VisionEncoder):
     def image_size(self) -> Tuple[int, int]:
         return (self.size, self.size)
 
+    @property
+    def weights_path(self) -> Optional[str]:
+        return self.weights
+
+    def load_pretrained(self) -> None:
+        load_base_weights(self, self.adapter_slots('attn'), self.weights)
+
     def features(self, images: Tensor) -> Tensor:
         x = self.patch(images.to(self.patch.weight.dtype)).flatten(2).transpose(1, 2)  # (B, P, W)
         x = F.gelu(self.mix(self.norm(x)))
@@ -172,14 +205,16 @@ class ToyPatchEncoder(VisionEncoder):
 
 
 # ------------------------------------------------------------------------------------ tests --
+LLM_SIZES = dict(vocab_size=512, dim=32, n_layers=2, n_heads=2)
+VIT_SIZES = dict(image_size=32, width=24, num_features=4)
 CONFIG = """
 _base_ = [{base!r}]
 custom_imports = dict(imports=[{module!r}], allow_failed_imports=False)
 tokenizer = dict(type='SentencePieceTokenizer', model_path={tok!r})
 model = dict(
     tokenizer=tokenizer,
-    llm=dict(_delete_=True, type='ToyGPT2', vocab_size=512, dim=32, n_layers=2, n_heads=2),
-    vision=dict(_delete_=True, type='ToyPatchEncoder', image_size=32, width=24, num_features=4),
+    llm=dict(_delete_=True, type='ToyGPT2', weights={llm_weights!r}, **{llm_sizes!r}),
+    vision=dict(_delete_=True, type='ToyPatchEncoder', weights={vit_weights!r}, **{vit_sizes!r}),
     # routed LLM adapters (modality router); a plain RepAdapter in the encoder (foldable)
     vit_adapter=dict(_delete_=True, type='RepAdapter', hidden_dim=4, groups=2, dropout=0.0),
     generation_cfg=dict(max_new_tokens=8))
@@ -198,17 +233,24 @@ def trained(tmp_path_factory):
     """A LaVIN on the toy backbones trained and tested by mma's Runner (as tools/train.py)."""
     tmp = tmp_path_factory.mktemp('toy')
     sqa = make_tiny_scienceqa(str(tmp / 'sqa'), n=8)
+    # the "pretrained" base weights: files the backbones read in load_pretrained()
+    torch.manual_seed(1)
+    files = {}
+    for key, cls, sizes in (('llm', ToyGPT2, LLM_SIZES), ('vit', ToyPatchEncoder, VIT_SIZES)):
+        files[f'{key}_weights'] = str(tmp / f'{key}.pth')
+        torch.save(cls(**sizes).state_dict(), files[f'{key}_weights'])
     path = tmp / 'lavin_toy.py'
     path.write_text(CONFIG.format(base=os.path.join(REPO, 'configs', 'tiny', 'lavin_tiny_sqa.py'),
                                   module=__name__, root=sqa['data_root'], tok=sqa['tokenizer'],
-                                  work_dir=str(tmp / 'work')))
+                                  work_dir=str(tmp / 'work'), llm_sizes=LLM_SIZES,
+                                  vit_sizes=VIT_SIZES, **files))
     apply_mmengine_fixes()
     cfg = Config.fromfile(str(path))
     runner = RUNNERS.build(cfg)
     runner.train()
     metrics = runner.test()
     return dict(runner=runner, model=runner.model.eval(), metrics=metrics, config=str(path),
-                checkpoint=str(tmp / 'work' / 'epoch_3.pth'))
+                checkpoint=str(tmp / 'work' / 'epoch_3.pth'), **files)
 
 
 def _test_batch(runner) -> dict:
@@ -228,6 +270,19 @@ def test_runner_builds_trains_and_tests_the_toy_lavin(trained):
     # the test loop generated (KV cache, LaVIN.predict) for every test question
     assert trained['metrics']['sqa/count'] == 8
     assert 0 < trained['metrics']['sqa/mean_generated'] <= 8
+    # init_weights read the backbones' own files (load_pretrained)
+    base = torch.load(trained['llm_weights'], weights_only=True)
+    assert torch.equal(model.llm.h[1].attn.c_attn.weight, base['h.1.attn.c_attn.weight'])
+    base = torch.load(trained['vit_weights'], weights_only=True)
+    assert torch.equal(model.vision.norm.module.weight, base['norm.weight'])
+
+
+def test_preflight_checks_the_toy_config(trained):
+    ok, lines = preflight(Config.fromfile(trained['config']))
+    assert ok, lines
+    report = '\n'.join(lines)
+    assert '4 visual tokens per image' in report
+    assert f"llm={trained['llm_weights']}" in report and f"vision={trained['vit_weights']}" in report
 
 
 def test_cached_greedy_decoding_equals_full_forwards(trained):
@@ -291,7 +346,10 @@ def test_checkpoint_holds_trainable_tensors_and_reloads(trained):
     assert names == {n for n, p in model.named_parameters() if p.requires_grad}
     saved = torch.load(trained['checkpoint'], map_location='cpu', weights_only=False)
     assert set(saved['state_dict']) == names
+    # every frozen tensor names its file: load_model builds on the meta device, the backbones'
+    # load_pretrained fill it, then the adapter checkpoint
     loaded = mma.load_model(trained['config'], trained['checkpoint'])
     assert type(loaded.llm).__name__ == 'ToyGPT2'
+    assert not any(p.is_meta for p in loaded.parameters())
     inputs = _test_batch(trained['runner'])
     assert torch.equal(_logits(loaded, inputs), _logits(model, inputs))
