@@ -3,8 +3,10 @@
 This file defines a toy GPT-2-style LLM (LayerNorm, learned absolute positions, a fused ``c_attn``,
 a GELU MLP, a tied head) and a toy patch encoder, registers them in ``LLMS`` / ``ENCODERS``, and a
 config imports this module through ``custom_imports``. Nothing under ``mma/`` knows them: a LaVIN
-built on them trains with mma's Runner, evaluates with the test loop (KV-cache generation),
-merges per modality and saves/reloads its trainable tensors.
+built on them (base weights read from the toys' own files) trains with mma's Runner, evaluates
+with the test loop (KV-cache generation, checked against full forwards), merges per modality,
+passes ``tools/train.py --check`` (preflight) and saves/reloads its trainable tensors
+(``mma.load_model``, built on the meta device).
 """
 import os
 from typing import List, Optional, Tuple
@@ -37,7 +39,8 @@ def load_base_weights(module: nn.Module, slots: List[AdapterSlot], path: Optiona
     own = base_state_dict(module, slots)
     if set(sd) != set(own):
         raise KeyError(f'{path}: keys differ from {type(module).__name__}: missing '
-                       f'{sorted(set(own) - set(sd))[:5]}, unexpected {sorted(set(sd) - set(own))[:5]}')
+                       f'{sorted(set(own) - set(sd))[:5]}, '
+                       f'unexpected {sorted(set(sd) - set(own))[:5]}')
     on_meta = any(p.is_meta for p in module.parameters())
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=False,
                            assign=on_meta)
@@ -282,7 +285,8 @@ def test_preflight_checks_the_toy_config(trained):
     assert ok, lines
     report = '\n'.join(lines)
     assert '4 visual tokens per image' in report
-    assert f"llm={trained['llm_weights']}" in report and f"vision={trained['vit_weights']}" in report
+    assert f"llm={trained['llm_weights']}" in report
+    assert f"vision={trained['vit_weights']}" in report
 
 
 def test_cached_greedy_decoding_equals_full_forwards(trained):
