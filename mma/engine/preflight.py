@@ -54,10 +54,10 @@ def preflight(cfg: Config) -> Tuple[bool, List[str]]:
         def load_weights():
             model = state['model']
             model.init_weights()
-            llm = getattr(model, 'llm', None)
+            # the backbones' files through their contracts (weights_path), whatever the class
             files = [f'{k}={v}' for k, v in (
-                ('llm', getattr(llm, 'checkpoint', None)),
-                ('vision', getattr(getattr(model, 'vision', None), 'pretrained', None)),
+                ('llm', getattr(getattr(model, 'llm', None), 'weights_path', None)),
+                ('vision', getattr(getattr(model, 'vision', None), 'weights_path', None)),
                 ('adapters', getattr(model, 'adapter_checkpoint', None))) if v]
             return ', '.join(files) or 'no weight files configured (random base weights)'
 

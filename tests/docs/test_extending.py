@@ -1,4 +1,5 @@
-"""docs/extending.md's worked example, run as written: plugin + config + check, then training."""
+"""docs/extending.md's worked examples, run as written: an adapter (plugin + config + check, then
+training) and an LLM backbone (plugin + config + check: KV-cache generation, merging)."""
 import os
 import re
 import subprocess
@@ -22,9 +23,13 @@ def doc_files() -> dict:
 def test_doc_blocks_are_found():
     files = doc_files()
     assert set(files) == {'my_mma_plugins/gated_adapter.py', 'my_mma_plugins/__init__.py',
-                          'configs/my_experiments/lavin_tiny_gated.py', 'check_gated.py'}
+                          'configs/my_experiments/lavin_tiny_gated.py', 'check_gated.py',
+                          'my_mma_plugins/tiny_gpt.py', 'configs/my_experiments/lavin_tiny_gpt.py',
+                          'check_tiny_gpt.py'}
     assert '@ADAPTERS.register_module()' in files['my_mma_plugins/gated_adapter.py']
-    assert 'custom_imports' in files['configs/my_experiments/lavin_tiny_gated.py']
+    assert '@LLMS.register_module()' in files['my_mma_plugins/tiny_gpt.py']
+    for config in ('lavin_tiny_gated.py', 'lavin_tiny_gpt.py'):
+        assert 'custom_imports' in files[f'configs/my_experiments/{config}']
 
 
 def test_extending_example_builds_checks_and_trains(tmp_path):
@@ -42,15 +47,17 @@ def test_extending_example_builds_checks_and_trains(tmp_path):
                   '--cfg-options', f"train_dataloader.dataset.data_root={sqa['data_root']}",
                   f"train_dataloader.dataset.pipeline.1.tokenizer.model_path={sqa['tokenizer']}",
                   'train_cfg.max_epochs=1']
-    # one process: `python check_gated.py`, then `python tools/train.py CONFIG ...`
+    # one process: `python check_gated.py`, `python check_tiny_gpt.py`, then
+    # `python tools/train.py CONFIG ...`
     driver = ('import runpy, sys; runpy.run_path("check_gated.py"); '
+              'runpy.run_path("check_tiny_gpt.py"); '
               f'sys.argv = {train_argv!r}; runpy.run_path(sys.argv[0], run_name="__main__")')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(['.', REPO]), HF_HUB_OFFLINE='1',
                OMP_NUM_THREADS='1')
     res = subprocess.run([sys.executable, '-c', driver], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-    assert 'GatedAdapter OK' in res.stdout
+    assert 'GatedAdapter OK' in res.stdout and 'TinyGPT OK' in res.stdout
     sd = torch.load(os.path.join(wd, 'epoch_1.pth'), map_location='cpu',
                     weights_only=False)['state_dict']
     gates = {k: v for k, v in sd.items() if k.endswith('.gate')}
