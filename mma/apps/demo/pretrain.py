@@ -134,17 +134,20 @@ def problem_sequences(problems: dict, qids: Sequence[str], tokenizer,
     """LM pretraining documents in the exact token layout LaVIN sees (visual tokens aside):
     ``[BOS] prefix prompt answer [EOS]``. Image questions come without their answer: a text
     model cannot know it, and must not learn a guess."""
+    from mma.datasets import TokenizeForLaVIN
     from mma.datasets.prompts import build_prompt
+    layouts = {with_answer: TokenizeForLaVIN(tokenizer, max_len=None, num_visual_tokens=0,
+                                             image_prefix=image_prefix, text_prefix=text_prefix,
+                                             with_answer=with_answer, meta_keys=())
+               for with_answer in (True, False)}
     docs = []
     for qid in qids:
         p = problems[qid]
         prompt, answer = build_prompt(p, prompt_format)
-        if p.get('image'):
-            docs.append([tokenizer.bos_id] + tokenizer.encode(image_prefix) +
-                        tokenizer.encode(prompt))
-        else:
-            docs.append([tokenizer.bos_id] + tokenizer.encode(text_prefix) +
-                        tokenizer.encode(prompt) + tokenizer.encode(answer) + [tokenizer.eos_id])
+        has_image = bool(p.get('image'))
+        sample = layouts[not has_image](dict(prompt=prompt, answer=answer, qid=qid,
+                                             img_path='image' if has_image else None))
+        docs.append(sample['inputs']['input_ids'].tolist())
     return docs
 
 
