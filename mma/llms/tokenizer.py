@@ -62,17 +62,22 @@ def find_tokenizer_file(folder: str) -> Optional[str]:
     return None
 
 
-def build_tokenizer(path: str):
+def build_tokenizer(path: Optional[str] = None, model_path: Optional[str] = None):
     """The tokenizer of a weights folder, or of a tokenizer file.
 
     Args:
         path: ``tokenizer.model`` (sentencepiece), ``tokenizer.json`` (HF; its special tokens
             from the config files next to it), or a folder holding one of them (or whose parent
             does).
+        model_path: The same, under the tokenizer classes' argument name: a config switches
+            ``dict(type='SentencePieceTokenizer', model_path=...)`` by its ``type`` alone.
 
     Raises:
         FileNotFoundError: naming the path, when it holds neither file.
     """
+    if (path is None) == (model_path is None):
+        raise TypeError('build_tokenizer takes one of path= and model_path=')
+    path = path if path is not None else model_path
     if os.path.isdir(path):
         found = find_tokenizer_file(path)
         if found is None:

@@ -118,6 +118,8 @@ def test_picker_takes_the_file_the_folder_holds(tmp_path, tokenizer_path):
     assert isinstance(TOKENIZERS.build(dict(type='AutoTokenizer', path=str(sp))),
                       SentencePieceTokenizer)
     assert build_tokenizer(tokenizer_path).vocab_size == 512
+    # a config's SentencePieceTokenizer(model_path=...) switches by its type alone
+    assert isinstance(TOKENIZERS.build(dict(type='AutoTokenizer', model_path=hf)), HFTokenizer)
     (tmp_path / 'x' / 'empty').mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r'empty holds no tokenizer: expected '
                        r'tokenizer.model \(sentencepiece\) or tokenizer.json'):
