@@ -18,7 +18,8 @@ def mma_collate(batch: Sequence[dict], pad_to_multiple_of: Optional[int] = None)
 
     ``input_ids`` are right-padded with :data:`PAD_ID` and ``labels`` with -100 to the longest
     sample of the batch (not to ``max_len``), and ``lengths`` holds each row's real length;
-    ``images`` stacks the images of the image samples in batch order (None when there are none). Use as ``collate_fn=dict(type='mma_collate')``.
+    ``images`` stacks the images of the image samples in batch order (None when there are
+    none). Use as ``collate_fn=dict(type='mma_collate')``.
 
     ``pad_to_multiple_of=N`` rounds the padded length up to a multiple of N, so that batches come
     in a few fixed shapes: what ``torch.compile`` without dynamic shapes and CUDA graphs
