@@ -145,3 +145,27 @@ def test_sentencepiece_vocab_must_match_exactly(tokenizer_path):
     with pytest.raises(ValueError, match='has 512 pieces but m has vocab_size 640: use the '
                        'tokenizer that ships'):
         check_tokenizer_vocab(tokenizer_path, 640, 'm')
+
+
+@pytest.mark.parametrize('rows', ['padded', 'too_few'])
+def test_hf_weights_folder_with_tokenizer_json(tmp_path, rows):
+    """A transformers-saved weights folder with its tokenizer.json: the loader finds the
+    tokenizer, accepts a padded embedding and stops when the ids do not fit."""
+    transformers = pytest.importorskip('transformers')
+    import torch
+    from mma.llms import build_llama_from_folder
+    path = train_hf_tokenizer(sentences(), str(tmp_path), 'qwen2.5')
+    n = HFTokenizer(path).vocab_size
+    vocab = -(-n // 64) * 64 if rows == 'padded' else n - 2
+    cfg = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                                   num_hidden_layers=1, num_attention_heads=2,
+                                   num_key_value_heads=2, max_position_embeddings=64)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(str(tmp_path))
+    if rows == 'padded':
+        model = build_llama_from_folder(str(tmp_path))
+        ids = torch.tensor([build_tokenizer(str(tmp_path)).encode('the sky is red')])
+        assert model.output.weight.shape[0] == vocab > n and ids.max() < vocab
+    else:
+        with pytest.raises(ValueError, match=rf'tokenizer {path} has {n} pieces but checkpoint '
+                           rf'.* has vocab_size {n - 2} \(ids up to {n - 1} do not fit'):
+            build_llama_from_folder(str(tmp_path))
