@@ -17,7 +17,7 @@ train_pipeline = [
     dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',
-         tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
+         tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
          max_len=max_len, num_visual_tokens=num_visual_tokens, overlong='truncate_prompt',
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
