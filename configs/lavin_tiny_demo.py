@@ -36,12 +36,12 @@ model = dict(
     vit_adapter=adapter,
     vit_adapter_placement='attn',
     projector=dict(type='LaVINProjector', hidden=32),
-    tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
+    tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
     generation_cfg=dict(max_new_tokens=64, temperature=0.0, stop_pattern=r'The answer is ([A-Z]).'),
 )
 
 tokenize = dict(type='TokenizeForLaVIN',
-                tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
+                tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
                 max_len=256)  # visual tokens per image: from the model (2 here)
 load_image = dict(type='LoadLaVINImage', size=image_size)
 batch_size = 16

@@ -1,5 +1,5 @@
-"""Tiny assets for tests, demos and benchmarks: a SentencePiece tokenizer trained in-process and a
-tiny LaVIN config. Nothing here downloads anything."""
+"""Tiny assets for tests, demos and benchmarks: SentencePiece and HF ``tokenizer.json`` tokenizers
+trained in-process and a tiny LaVIN config. Nothing here downloads anything."""
 import io
 import os
 from typing import Iterable, Optional
@@ -52,6 +52,59 @@ def train_tokenizer(sentences: Iterable[str], path: str, vocab_size: int = 512) 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'wb') as f:
         f.write(buf.getvalue())
+    return path
+
+
+# Special tokens and tokenizer_config.json entries of the two HF tokenizer.json styles: LLaMA-3
+# (BOS added by the template post-processor) and Qwen2.5 (no BOS; pad = EOS).
+HF_TOKENIZER_STYLES = {
+    'llama3': dict(specials=('<|begin_of_text|>', '<|end_of_text|>'),
+                   config=dict(bos_token='<|begin_of_text|>', eos_token='<|end_of_text|>')),
+    'qwen2.5': dict(specials=('<|endoftext|>', '<|im_start|>', '<|im_end|>'),
+                    config=dict(bos_token=None, eos_token='<|endoftext|>',
+                                pad_token='<|endoftext|>')),
+}
+
+
+def train_hf_tokenizer(sentences: Iterable[str], folder: str, style: str = 'llama3',
+                       vocab_size: int = 300) -> str:
+    """Train a byte-level BPE ``tokenizer.json`` (as LLaMA-3 and Qwen ship) into ``folder``,
+    with a ``tokenizer_config.json`` as ``transformers``' ``save_pretrained`` writes it.
+
+    Args:
+        sentences: Training text.
+        folder: Output folder.
+        style: ``'llama3'`` (BOS ``<|begin_of_text|>``, EOS ``<|end_of_text|>``) or
+            ``'qwen2.5'`` (no BOS, EOS = pad = ``<|endoftext|>``, ``<|im_start|>``,
+            ``<|im_end|>``); the special tokens get the ids after the base vocabulary.
+        vocab_size: Base vocabulary size (the 256 bytes included).
+
+    Returns:
+        The path of ``tokenizer.json``.
+    """
+    import json
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    spec = HF_TOKENIZER_STYLES[style]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(sentences), trainers.BpeTrainer(
+        vocab_size=vocab_size, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.add_special_tokens(list(spec['specials']))
+    bos = spec['config']['bos_token']
+    tok.post_processor = (processors.TemplateProcessing(
+        single=f'{bos} $A', pair=f'{bos} $A {bos} $B',
+        special_tokens=[(bos, tok.token_to_id(bos))]) if bos else
+        processors.ByteLevel(trim_offsets=False))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, 'tokenizer.json')
+    tok.save(path)
+    # Qwen's own file says "bos_token": null: written as such
+    config = dict(backend='tokenizers', model_max_length=1 << 30,
+                  tokenizer_class='TokenizersBackend', **spec['config'])
+    with open(os.path.join(folder, 'tokenizer_config.json'), 'w') as f:
+        json.dump(config, f, indent=2)
     return path
 
 

@@ -20,7 +20,7 @@ max_epochs = 6
 warmup_epochs = 1
 lr = 1e-2
 
-tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_path)
 model = dict(llm=dict(vocab_size=vocab_size),
              llm_adapter=dict(dropout=0.0), vit_adapter=dict(dropout=0.0),
              tokenizer=tokenizer, generation_cfg={{_base_.generation_cfg}})

@@ -8,15 +8,18 @@ from mma.registry import FUNCTIONS
 
 from .transforms import IGNORE_INDEX
 
+# Filler for the padded tail of ``input_ids``: any id of the vocabulary does (no label, after
+# every real token, causal attention); ``lengths`` says where each row ends, never the id.
 PAD_ID = 0
 
 
 def mma_collate(batch: Sequence[dict], pad_to_multiple_of: Optional[int] = None) -> dict:
     """Collate :class:`~mma.datasets.TokenizeForLaVIN` outputs into LaVIN's ``inputs``.
 
-    ``input_ids`` are right-padded with 0 and ``labels`` with -100 to the longest sample of the
-    batch (not to ``max_len``); ``images`` stacks the images of the image samples in batch order
-    (None when there are none). Use as ``collate_fn=dict(type='mma_collate')``.
+    ``input_ids`` are right-padded with :data:`PAD_ID` and ``labels`` with -100 to the longest
+    sample of the batch (not to ``max_len``), and ``lengths`` holds each row's real length;
+    ``images`` stacks the images of the image samples in batch order (None when there are
+    none). Use as ``collate_fn=dict(type='mma_collate')``.
 
     ``pad_to_multiple_of=N`` rounds the padded length up to a multiple of N, so that batches come
     in a few fixed shapes: what ``torch.compile`` without dynamic shapes and CUDA graphs

@@ -17,7 +17,8 @@ class PromptDataset(Dataset):
 
     Args:
         data_root: Folder of the benchmark files.
-        tokenizer: Tokenizer config (``TOKENIZERS``), object, or ``tokenizer.model`` path.
+        tokenizer: Tokenizer config (``TOKENIZERS``), object, or a ``tokenizer.model`` /
+            ``tokenizer.json`` path (or the weights folder holding one).
         image_size: Side of the square input image.
         with_answer: Append the answer and EOS and emit labels (training).
         max_samples: Keep only the first N records (quick runs).
@@ -30,7 +31,7 @@ class PromptDataset(Dataset):
                  max_len: Optional[int] = None, num_visual_tokens: int = 6):
         self.data_root = data_root
         if isinstance(tokenizer, str):
-            tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer)
+            tokenizer = dict(type='AutoTokenizer', path=tokenizer)
         self.with_answer = with_answer
         self.load_image = LoadLaVINImage(size=image_size)
         self.tokenize = TokenizeForLaVIN(tokenizer, max_len=max_len,
@@ -55,5 +56,5 @@ class PromptDataset(Dataset):
         sample = self.tokenize(self.load_image(dict(r, qid=idx)))
         sample['data_samples'].update(r['data_sample'], index=idx)
         if r.get('choices') is not None:
-            sample['inputs']['choice_ids'] = [self.tokenizer.encode(c) for c in r['choices']]
+            sample['inputs']['choice_ids'] = [self.tokenize.encode_piece(c) for c in r['choices']]
         return sample

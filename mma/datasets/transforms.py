@@ -106,16 +106,26 @@ class LoadLaVINImage:
         return results
 
 
+def word_separator(tokenizer) -> str:
+    """``''`` when a piece tokenised on its own already starts a new word (sentencepiece's dummy
+    prefix: ``'a'`` and ``'b'`` decode as ``'a b'``), else ``' '`` (byte-level BPE: ``'ab'``)."""
+    joined = tokenizer.decode(tokenizer.encode('a') + tokenizer.encode('b'))
+    return '' if joined.strip() == 'a b' else ' '
+
+
 @TRANSFORMS.register_module()
 class TokenizeForLaVIN:
     """Tokenise a sample into LaVIN's text sequence and labels, and pack it.
 
     Text: ``[BOS] tok(image_prefix) tok(prompt) tok(answer) [EOS]`` for image samples (visual
-    tokens go before ``tok(prompt)``: ``visual_pos = 1 + len(tok(image_prefix))``) and
+    tokens go before ``tok(prompt)``: ``visual_pos = len([BOS]) + len(tok(image_prefix))``) and
     ``[BOS] tok(text_prefix) tok(prompt) tok(answer) [EOS]`` for text-only samples; each piece is
-    tokenised on its own, without BOS/EOS. Labels are the answer and EOS tokens, ``-100``
-    elsewhere (the model shifts). For prediction (``with_answer=False``) the text stops after
-    the prompt.
+    tokenised on its own, without BOS/EOS. BOS and EOS are the tokenizer's own; a tokenizer
+    without BOS (Qwen2.5) starts the text with the prefix. The prompt and the answer start a new
+    word as they do with sentencepiece's dummy prefix: for tokenizers without one (the byte-level
+    BPE of an HF ``tokenizer.json``) they are tokenised with a leading space
+    (:meth:`encode_piece`). Labels are the answer and EOS tokens, ``-100`` elsewhere (the model
+    shifts). For prediction (``with_answer=False``) the text stops after the prompt.
 
     Over-long samples: the model sees ``1 + len(text) + k`` positions (modality token, text, k
     visual tokens for image samples). Above ``max_len``, ``'truncate_prompt'`` drops prompt tokens
@@ -149,6 +159,13 @@ class TokenizeForLaVIN:
         if overlong not in OVERLONG_POLICIES:
             raise ValueError(f'overlong={overlong!r}; expected one of {OVERLONG_POLICIES}')
         self.tokenizer = TOKENIZERS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        bos, eos = self.tokenizer.bos_id, self.tokenizer.eos_id
+        self._bos = [bos] if bos is not None and bos >= 0 else []
+        if with_answer and (eos is None or eos < 0):
+            raise ValueError(f'tokenizer {getattr(self.tokenizer, "model_path", self.tokenizer)} '
+                             'has no EOS token, which training appends to every answer: set '
+                             'eos_token in its tokenizer_config.json')
+        self._sep = word_separator(self.tokenizer)
         self.max_len = max_len
         self.num_visual_tokens = num_visual_tokens
         self.overlong = overlong
@@ -158,19 +175,23 @@ class TokenizeForLaVIN:
         self.with_answer = with_answer
         self.meta_keys = tuple(meta_keys)
 
+    def encode_piece(self, text: str) -> List[int]:
+        """Ids of ``text`` continuing earlier text as a new word (no BOS/EOS)."""
+        return self.tokenizer.encode(self._sep + text)
+
     def _pieces(self, results: dict) -> Tuple[List[int], List[int], List[int], bool]:
         has_image = results.get('img_path') is not None
         qid = results.get('qid', '?')
         if not (results.get('prompt') or '').strip():
             raise ValueError(f'sample {qid}: empty prompt (question)')
-        prompt = self.tokenizer.encode(results['prompt'])
+        prompt = self.encode_piece(results['prompt'])
         ans = []
         if self.with_answer:
             answer = results.get('answer')
             if not isinstance(answer, str) or not answer.strip():
                 raise ValueError(f'sample {qid}: empty answer {answer!r}; training needs a target '
                                  'text (use with_answer=False for prediction)')
-            ans = self.tokenizer.encode(answer) + [self.tokenizer.eos_id]
+            ans = self.encode_piece(answer) + [self.tokenizer.eos_id]
         return self._prefix_ids[has_image], prompt, ans, has_image
 
     def measure(self, results: dict) -> Tuple[int, int, int]:
@@ -183,7 +204,7 @@ class TokenizeForLaVIN:
                              'tools/test.py), which takes it from the model, or call '
                              'mma.engine.sync_data_with_model(cfg) first, or set it')
         k = self.num_visual_tokens or 0  # unset without max_len (chat): only for lengths
-        total = 1 + 1 + len(prefix) + len(prompt) + len(ans) + k * has_image
+        total = 1 + len(self._bos) + len(prefix) + len(prompt) + len(ans) + k * has_image
         excess = total - self.max_len if self.max_len is not None else 0
         if excess <= 0:
             return total, 0, len(ans)
@@ -199,14 +220,14 @@ class TokenizeForLaVIN:
                              'and cannot be truncated on the prompt side; the dataset should '
                              'have filtered it (LaVINDataset applies the over-long policy)')
         prompt = prompt[drop:]
-        head = [self.tokenizer.bos_id] + prefix + prompt
+        head = self._bos + prefix + prompt
         ids = head + ans
         inputs = dict(
             input_ids=torch.tensor(ids, dtype=torch.long),
             labels=(torch.tensor([IGNORE_INDEX] * len(head) + ans, dtype=torch.long)
                     if ans else None),
             has_image=has_image,
-            visual_pos=1 + len(prefix) if has_image else 0,
+            visual_pos=len(self._bos) + len(prefix) if has_image else 0,
             image=results.get('image'))
         meta = {k: results[k] for k in self.meta_keys if k in results}
         meta.update(has_image=has_image, prompt_truncated=drop)

@@ -6,11 +6,13 @@ from .llama import (Attention, FeedForward, LLaMA, RMSNorm, TransformerBlock, ap
                     build_llama_from_folder, rope_cos_sin)
 from .lowbit import QUANTIZATION_MODES, quantize_llama
 from .presets import LLAMA_PRESETS
-from .tokenizer import SentencePieceTokenizer
+from .hf_tokenizer import HFTokenizer
+from .tokenizer import SentencePieceTokenizer, build_tokenizer
 
 __all__ = [
-    'Attention', 'FeedForward', 'KVCache', 'LLMBackbone', 'LLaMA', 'LLaMAArgs', 'LLAMA_PRESETS',
+    'Attention', 'FeedForward', 'HFTokenizer', 'KVCache', 'LLMBackbone', 'LLaMA', 'LLaMAArgs',
+    'LLAMA_PRESETS',
     'QUANTIZATION_MODES', 'RMSNorm', 'SentencePieceTokenizer', 'TransformerBlock', 'apply_rope',
-    'build_llama_from_folder', 'load_llama_weights', 'quantize_llama', 'read_llama_args',
-    'rope_cos_sin', 'save_meta_checkpoint'
+    'build_llama_from_folder', 'build_tokenizer', 'load_llama_weights', 'quantize_llama',
+    'read_llama_args', 'rope_cos_sin', 'save_meta_checkpoint'
 ]

@@ -34,12 +34,10 @@ def checkpoint_format(path: str) -> str:
 
 
 def find_tokenizer(path: str) -> Optional[str]:
-    """``tokenizer.model`` in the folder or one level up (Meta's layout), else None."""
-    for cand in (os.path.join(path, 'tokenizer.model'),
-                 os.path.join(os.path.dirname(os.path.abspath(path)), 'tokenizer.model')):
-        if os.path.isfile(cand):
-            return cand
-    return None
+    """``tokenizer.model`` or ``tokenizer.json`` in the folder or one level up (Meta's layout),
+    else None."""
+    from .tokenizer import find_tokenizer_file
+    return find_tokenizer_file(path)
 
 
 def read_llama_args(path: str) -> dict:
@@ -150,21 +148,31 @@ def checkpoint_vocab_size(path: str) -> int:
 
 
 def check_tokenizer_vocab(tokenizer, vocab_size: int, what: str) -> None:
-    """Raise when a tokenizer's vocabulary differs from ``vocab_size`` rows.
+    """Raise when a tokenizer's vocabulary is not the one of ``vocab_size`` embedding rows.
+
+    A sentencepiece vocabulary must match exactly. An HF ``tokenizer.json`` (whose
+    ``embedding_may_be_padded``) may have fewer ids than rows, as Qwen pads its embedding for
+    speed (151,665 ids, 152,064 rows): accepted when every id fits and the extra rows are
+    padding (at most 128 + 1% of the vocabulary), not another model's vocabulary.
 
     Args:
-        tokenizer: A SentencePiece ``tokenizer.model`` path or a tokenizer object.
+        tokenizer: A ``tokenizer.model`` / ``tokenizer.json`` path or a tokenizer object.
         vocab_size: Rows of the LLM's embedding table.
         what: Names the weights in the message (``'checkpoint PATH'``, ``'model.llm'``).
     """
     if isinstance(tokenizer, str):
-        from .tokenizer import SentencePieceTokenizer
-        tokenizer = SentencePieceTokenizer(tokenizer)
+        from .tokenizer import build_tokenizer
+        tokenizer = build_tokenizer(tokenizer)
     n = tokenizer.vocab_size
+    padded = getattr(tokenizer, 'embedding_may_be_padded', False)
+    if padded and n <= vocab_size <= n + 128 + n // 100:
+        return
     if n != vocab_size:
         name = getattr(tokenizer, 'model_path', type(tokenizer).__name__)
+        why = (f' (ids up to {n - 1} do not fit the embedding)' if n > vocab_size else
+               f' (more rows than padding of {n} ids explains)' if padded else '')
         raise ValueError(f'tokenizer {name} has {n} pieces but {what} has '
-                         f'vocab_size {vocab_size}: use the tokenizer.model that ships with '
+                         f'vocab_size {vocab_size}{why}: use the tokenizer that ships with '
                          'these weights')
 
 

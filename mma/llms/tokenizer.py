@@ -1,6 +1,12 @@
-"""SentencePiece tokenizer wrapper (LLaMA's ``tokenizer.model``)."""
+"""SentencePiece tokenizer wrapper (LLaMA's ``tokenizer.model``) and the tokenizer picker.
+
+Every mma tokenizer has ``encode(text, bos=False, eos=False)``, ``decode(ids)``, ``bos_id``,
+``eos_id`` (None when the tokenizer has none), ``pad_id`` (-1 when none), ``vocab_size`` and
+``model_path``. :func:`build_tokenizer` (``dict(type='AutoTokenizer', path=...)``) takes the one a
+weights folder ships: ``tokenizer.model`` (sentencepiece) or ``tokenizer.json`` (HF).
+"""
 import os
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from mma.registry import TOKENIZERS
 
@@ -16,6 +22,9 @@ class SentencePieceTokenizer:
         bos_id, eos_id, pad_id: Taken from the model file (``pad_id`` is -1 when it has none,
             as LLaMA's).
     """
+
+    #: A sentencepiece model and the embedding it was trained with have the same size.
+    embedding_may_be_padded = False
 
     def __init__(self, model_path: str):
         import sentencepiece as spm
@@ -38,3 +47,48 @@ class SentencePieceTokenizer:
 
     def __repr__(self) -> str:
         return f'SentencePieceTokenizer({self.model_path!r}, vocab_size={self.vocab_size})'
+
+
+TOKENIZER_FILES = ('tokenizer.model', 'tokenizer.json')
+
+
+def find_tokenizer_file(folder: str) -> Optional[str]:
+    """``tokenizer.model`` or ``tokenizer.json`` in ``folder`` or one level up (Meta's layout
+    keeps ``tokenizer.model`` next to the size folders), else None."""
+    for where in (folder, os.path.dirname(os.path.abspath(folder))):
+        for name in TOKENIZER_FILES:
+            if os.path.isfile(os.path.join(where, name)):
+                return os.path.join(where, name)
+    return None
+
+
+def build_tokenizer(path: Optional[str] = None, model_path: Optional[str] = None):
+    """The tokenizer of a weights folder, or of a tokenizer file.
+
+    Args:
+        path: ``tokenizer.model`` (sentencepiece), ``tokenizer.json`` (HF; its special tokens
+            from the config files next to it), or a folder holding one of them (or whose parent
+            does).
+        model_path: The same, under the tokenizer classes' argument name: a config switches
+            ``dict(type='SentencePieceTokenizer', model_path=...)`` by its ``type`` alone.
+
+    Raises:
+        FileNotFoundError: naming the path, when it holds neither file.
+    """
+    if (path is None) == (model_path is None):
+        raise TypeError('build_tokenizer takes one of path= and model_path=')
+    path = path if path is not None else model_path
+    if os.path.isdir(path):
+        found = find_tokenizer_file(path)
+        if found is None:
+            raise FileNotFoundError(f'{path} holds no tokenizer: expected tokenizer.model '
+                                    '(sentencepiece) or tokenizer.json (HF) in it or its parent')
+        path = found
+    if path.endswith('.json'):
+        from .hf_tokenizer import HFTokenizer
+        return HFTokenizer(path)
+    return SentencePieceTokenizer(path)
+
+
+# ``dict(type='AutoTokenizer', path=FOLDER)`` in a config.
+TOKENIZERS.register_module(name='AutoTokenizer', module=build_tokenizer)

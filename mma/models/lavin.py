@@ -234,10 +234,7 @@ class LaVIN(BaseModel):
     # ---------------------------------------------------------------------------- inference --
     def prompt_lengths(self, inputs: dict) -> Tensor:
         """(B,) length of each assembled row: modality token + text (+ visual tokens)."""
-        ids = inputs['input_ids']
-        lengths = inputs.get('lengths')
-        if lengths is None:
-            lengths = (ids != 0).sum(1)
+        ids, lengths = inputs['input_ids'], text_lengths(inputs)
         k = self.num_visual_tokens if inputs.get('images') is not None else 0
         return 1 + lengths.to(ids.device) + k * inputs['has_image'].bool().long()
 
@@ -265,9 +262,7 @@ class LaVIN(BaseModel):
         ``inputs['choice_ids']`` holds, per sample, a list of token-id lists (one per choice);
         each choice is appended to the prompt and scored by one teacher-forced forward.
         """
-        ids, lengths = inputs['input_ids'], inputs.get('lengths')
-        if lengths is None:
-            lengths = (ids != 0).sum(1)
+        ids, lengths = inputs['input_ids'], text_lengths(inputs)
         rows, owner = [], []
         for i, choices in enumerate(inputs['choice_ids']):
             for c in choices:
@@ -363,6 +358,16 @@ class LaVIN(BaseModel):
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
             load_adapter_checkpoint(self, self.adapter_checkpoint)
+
+
+def text_lengths(inputs: dict) -> Tensor:
+    """(B,) real text length of each row: ``inputs['lengths']`` of
+    :func:`~mma.datasets.mma_collate` (the padding id is an ordinary token id, e.g. 0 is ``!``
+    in LLaMA-3's vocabulary: it tells nothing about where a row ends)."""
+    if inputs.get('lengths') is None:
+        raise ValueError("inputs['lengths'] is missing: batch samples with mma_collate, or pass "
+                         'the (B,) text length of each row')
+    return inputs['lengths']
 
 
 @contextlib.contextmanager

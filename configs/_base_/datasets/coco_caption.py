@@ -3,7 +3,7 @@ coco_root = 'data/coco'
 tokenizer_file = 'data/weights/llama/tokenizer.model'
 
 # The leaf config puts these into its model: {{_base_.tokenizer}}, {{_base_.generation_cfg}}.
-tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_file)
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_file)
 generation_cfg = dict(max_new_tokens=30, temperature=0.0, stop_strings=['\n'])
 train_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=True,

@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',
-         tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
+         tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
          max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]

@@ -2,7 +2,7 @@
 tokenizer_file = 'data/weights/llama/tokenizer.model'
 
 # The leaf config puts these into its model: {{_base_.tokenizer}}, {{_base_.generation_cfg}}.
-tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_file)
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_file)
 generation_cfg = dict(max_new_tokens=16, temperature=0.0, stop_strings=['\n'])
 test_dataloader = dict(
     batch_size=8, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),

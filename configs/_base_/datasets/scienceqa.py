@@ -4,7 +4,8 @@
 # Override the paths with --cfg-options, e.g.
 #   train_dataloader.dataset.data_root=/data/scienceqa
 #   train_dataloader.dataset.pipeline.1.tokenizer.model_path=/weights/llama/tokenizer.model
-# and the same two for test_dataloader.
+# and the same two for test_dataloader. AutoTokenizer takes tokenizer.model (sentencepiece),
+# tokenizer.json (HF: LLaMA-3, Qwen2.5) or the weights folder holding one.
 data_root = 'data/scienceqa'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 prompt_format = 'QCM-ALE'
@@ -16,7 +17,7 @@ train_pipeline = [
     dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',
-         tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path),
+         tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
          max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
@@ -46,5 +47,5 @@ test_cfg = dict(type='TestLoop')
 
 # The leaf config puts these into its model: {{_base_.tokenizer}}, {{_base_.generation_cfg}}.
 # Greedy decoding that stops as soon as "The answer is X." is decided (answer-aware early stop).
-tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_path)
 generation_cfg = dict(max_new_tokens=64, temperature=0.0, stop_pattern=r'The answer is ([A-Z]).')

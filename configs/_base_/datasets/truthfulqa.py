@@ -3,7 +3,7 @@
 tokenizer_file = 'data/weights/llama/tokenizer.model'
 
 # The leaf config puts this into its model: {{_base_.tokenizer}}.
-tokenizer = dict(type='SentencePieceTokenizer', model_path=tokenizer_file)
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_file)
 test_dataloader = dict(
     batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='mma_collate'),

@@ -85,7 +85,7 @@ def pretrain_llm(folder: str, docs: Sequence[Sequence[int]], tokenizer, params: 
                  batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
                  log: Callable[[str], None] = print) -> float:
     """Train a tiny LLaMA as a language model on token sequences ``docs``; save a Meta folder
-    (``params.json``, ``consolidated.00.pth``, ``tokenizer.model``).
+    (``params.json``, ``consolidated.00.pth``, the tokenizer file).
 
     Returns:
         The mean training loss of the last 20 steps.
@@ -93,7 +93,7 @@ def pretrain_llm(folder: str, docs: Sequence[Sequence[int]], tokenizer, params: 
     from mma.llms import LLaMA
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    params = dict(params, vocab_size=tokenizer.vocab_size)
+    params = dict(params, vocab_size=params.get('vocab_size') or tokenizer.vocab_size)
     model = LLaMA(**params)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
@@ -121,8 +121,11 @@ def pretrain_llm(folder: str, docs: Sequence[Sequence[int]], tokenizer, params: 
     with open(os.path.join(folder, 'params.json'), 'w') as f:
         json.dump(meta_params, f, indent=2)
     torch.save(model.state_dict(), os.path.join(folder, 'consolidated.00.pth'))
-    tok_file = os.path.join(folder, 'tokenizer.model')
+    tok_file = os.path.join(folder, os.path.basename(tokenizer.model_path))
     if os.path.abspath(tokenizer.model_path) != os.path.abspath(tok_file):
+        if not tok_file.endswith('.model'):
+            raise ValueError(f'write the tokenizer.json into {folder}: its config files go with '
+                             'it')
         shutil.copyfile(tokenizer.model_path, tok_file)
     return sum(losses[-20:]) / min(20, len(losses))
 
@@ -133,17 +136,20 @@ def problem_sequences(problems: dict, qids: Sequence[str], tokenizer,
     """LM pretraining documents in the exact token layout LaVIN sees (visual tokens aside):
     ``[BOS] prefix prompt answer [EOS]``. Image questions come without their answer: a text
     model cannot know it, and must not learn a guess."""
+    from mma.datasets import TokenizeForLaVIN
     from mma.datasets.prompts import build_prompt
+    layouts = {with_answer: TokenizeForLaVIN(tokenizer, max_len=None, num_visual_tokens=0,
+                                             image_prefix=image_prefix, text_prefix=text_prefix,
+                                             with_answer=with_answer, meta_keys=())
+               for with_answer in (True, False)}
     docs = []
     for qid in qids:
         p = problems[qid]
         prompt, answer = build_prompt(p, prompt_format)
-        if p.get('image'):
-            docs.append([tokenizer.bos_id] + tokenizer.encode(image_prefix) +
-                        tokenizer.encode(prompt))
-        else:
-            docs.append([tokenizer.bos_id] + tokenizer.encode(text_prefix) +
-                        tokenizer.encode(prompt) + tokenizer.encode(answer) + [tokenizer.eos_id])
+        has_image = bool(p.get('image'))
+        sample = layouts[not has_image](dict(prompt=prompt, answer=answer, qid=qid,
+                                             img_path='image' if has_image else None))
+        docs.append(sample['inputs']['input_ids'].tolist())
     return docs
 
 

@@ -24,7 +24,8 @@ def set_asset_paths(cfg: Config, assets: str) -> None:
     """Point every path field of the demo config at ``assets``."""
     data_root = os.path.join(assets, 'scienceqa')
     llama_dir = os.path.join(assets, 'llama')
-    tok = os.path.join(llama_dir, 'tokenizer.model')
+    # tokenizer.model (sentencepiece) or tokenizer.json (HF), as the config names it
+    tok = os.path.join(llama_dir, os.path.basename(cfg.tokenizer_path))
     cfg.assets, cfg.data_root, cfg.llama_dir, cfg.tokenizer_path = assets, data_root, llama_dir, tok
     cfg.vit_file = os.path.join(assets, 'vit.pt')
     m = cfg.model
@@ -50,10 +51,12 @@ def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,
     Cached: a ``READY.json`` in the assets folder records what was made; a second call with the
     same settings returns at once.
     """
-    from mma.llms import SentencePieceTokenizer
-    from mma.testing import train_tokenizer
+    from mma.llms import build_tokenizer
+    from mma.llms.checkpoints import check_tokenizer_vocab
+    from mma.testing import HF_TOKENIZER_STYLES, train_hf_tokenizer, train_tokenizer
     spec = dict(SETTINGS[setting], seed=seed, llm=dict(cfg.llm_params),
-                vision=dict(cfg.vision_cfg), prompt_format=cfg.prompt_format)
+                vision=dict(cfg.vision_cfg), prompt_format=cfg.prompt_format,
+                tokenizer=os.path.basename(cfg.tokenizer_path))
     ready = os.path.join(cfg.assets, 'READY.json')
     if os.path.isfile(ready):
         with open(ready) as f:
@@ -68,13 +71,17 @@ def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,
                                        seed=seed, image_size=cfg.vision_cfg['image_size'])
     with open(os.path.join(cfg.data_root, 'problems.json')) as f:
         problems = json.load(f)
-    log('assets: training a SentencePiece tokenizer on the training text')
-    train_tokenizer(problem_texts(problems, splits['train'], cfg.prompt_format),
-                    cfg.tokenizer_path, vocab_size=cfg.vocab_size)
-    tokenizer = SentencePieceTokenizer(cfg.tokenizer_path)
-    if tokenizer.vocab_size != cfg.vocab_size:
-        raise ValueError(f'demo tokenizer has {tokenizer.vocab_size} pieces, the config\'s '
-                         f'vocab_size is {cfg.vocab_size}')
+    texts = problem_texts(problems, splits['train'], cfg.prompt_format)
+    if cfg.tokenizer_path.endswith('.json'):  # Qwen2.5-style: no BOS, specials after the vocab
+        style = cfg.get('tokenizer_style', 'qwen2.5')
+        log(f'assets: training a byte-level BPE tokenizer.json ({style} special tokens)')
+        train_hf_tokenizer(texts, os.path.dirname(cfg.tokenizer_path), style, vocab_size=
+                           cfg.vocab_size - len(HF_TOKENIZER_STYLES[style]['specials']))
+    else:
+        log('assets: training a SentencePiece tokenizer on the training text')
+        train_tokenizer(texts, cfg.tokenizer_path, vocab_size=cfg.vocab_size)
+    tokenizer = build_tokenizer(cfg.tokenizer_path)
+    check_tokenizer_vocab(tokenizer, cfg.vocab_size, 'the demo config')
     log(f'assets: pretraining the tiny ViT ({s["vit_steps"]} steps: colour and shape of drawn '
         'objects)')
     vit_acc = pretrain_vit(cfg.vit_file, dict(cfg.vision_cfg), steps=s['vit_steps'], seed=seed,
