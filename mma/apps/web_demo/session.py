@@ -114,8 +114,13 @@ class WebDemo:
         return instruction(f'{context}\n{question}' if context else question)
 
     def sample(self, question: str, choices: Sequence[str] = (), context: str = '',
-               image: Optional[str] = None, text_only: bool = False) -> dict:
-        """The pipeline's output for one request (before collation); raises :class:`DemoError`."""
+               image: Optional[str] = None, text_only: bool = False,
+               max_new_tokens: Optional[int] = None) -> dict:
+        """The pipeline's output for one request (before collation); raises :class:`DemoError`.
+
+        ``max_new_tokens`` (default: the config's) must fit in the context after the prompt.
+        """
+        new = self.generation.max_new_tokens if max_new_tokens is None else max_new_tokens
         prompt = self.prompt(question, choices, context)
         use_image = image is not None and not text_only and self.sees_images
         if use_image:
@@ -129,11 +134,11 @@ class WebDemo:
         results = dict(qid='web demo', prompt=prompt, img_path=image if use_image else None)
         positions, drop, _ = self.tokenize.measure(results)
         limit = self.model.llm.args.max_seq_len
-        if drop != 0 or positions + self.generation.max_new_tokens > limit:
+        if drop != 0 or positions + new > limit:
             raise DemoError(
                 f'The prompt is too long: it takes {positions} positions (text'
                 f'{" and image tokens" if use_image else ""}), the answer up to '
-                f'{self.generation.max_new_tokens} more, and the model\'s context holds {limit}'
+                f'{new} more, and the model\'s context holds {limit}'
                 f'{f" (the pipeline allows {self.tokenize.max_len})" if drop else ""}. '
                 'Shorten the question or the context.')
         for transform in self.pipeline:
@@ -153,8 +158,9 @@ class WebDemo:
         notes = []
         if image is not None and not text_only and not self.sees_images:
             notes.append('This model has no vision encoder: the image is ignored.')
+        new = GenerationConfig(**{**self.model.generation_cfg, **generation}).max_new_tokens
         try:
-            sample = self.sample(question, choices, context, image, text_only)
+            sample = self.sample(question, choices, context, image, text_only, new)
         except DemoError as err:
             yield Reply(error=str(err), done=True, notes=notes)
             return

@@ -6,6 +6,7 @@ gradio itself (``tests/apps/web_demo/test_browser.py`` checks that the page requ
 from another host). Requests go through gradio's queue one at a time.
 """
 import html
+import itertools
 import os
 from typing import Iterator, Optional, Tuple
 
@@ -19,14 +20,17 @@ EXAMPLE_QUESTION = 'What colour is the shape in the picture?'
 EXAMPLE_CHOICES = 'red\ngreen\nblue\nyellow'
 
 
-def _status(reply: Reply) -> str:
+def _status(reply: Reply, request: int) -> str:
+    """The status line; ``data-request`` numbers the requests, so a reader (the browser test)
+    tells this request's final state from the previous one's."""
     if reply.error:
-        return f'<div class="mma-error" style="color:#b00020"><b>Error:</b> ' \
-               f'{html.escape(reply.error)}</div>'
+        return f'<div class="mma-error" data-request="{request}" data-done="1" ' \
+               f'style="color:#b00020"><b>Error:</b> {html.escape(reply.error)}</div>'
     state = 'done' if reply.done else 'generating…'
     seen = 'image + text' if reply.has_image else 'text only'
     notes = ''.join(f'<br>{html.escape(n)}' for n in reply.notes)
-    return f'<div class="mma-status" data-done="{int(reply.done)}">{state} ({seen}){notes}</div>'
+    return f'<div class="mma-status" data-request="{request}" data-done="{int(reply.done)}">' \
+           f'{state} ({seen}){notes}</div>'
 
 
 def decoding_markdown(demo: WebDemo) -> str:
@@ -43,16 +47,26 @@ def decoding_markdown(demo: WebDemo) -> str:
 
 
 def respond(demo: Optional[WebDemo], load_error: Optional[str], image: Optional[str],
-            question: str, context: str, choices: str,
-            text_only: bool) -> Iterator[Tuple[str, str, str]]:
-    """The event handler: (answer, status, chart) updates for one request."""
+            question: str, context: str, choices: str, text_only: bool,
+            request: int = 0) -> Iterator[Tuple[str, str, str]]:
+    """The event handler: (answer, status, chart) updates for request number ``request``."""
     if demo is None:
-        yield '', _status(Reply(error=load_error or 'no model is loaded', done=True)), ''
+        yield '', _status(Reply(error=load_error or 'no model is loaded', done=True), request), ''
         return
     reply = Reply()
     for reply in demo.stream(question, parse_choices(choices), context, image, text_only):
         chart = router_chart_html(reply.routing, reply.has_image) if reply.done else ''
-        yield reply.text, _status(reply), chart
+        yield reply.text, _status(reply, request), chart
+
+
+def preview_image(path: Optional[str]):
+    """The uploaded picture for the page (None when there is none or it cannot be read: the
+    answer then reports why)."""
+    from mma.datasets import read_rgb
+    try:
+        return read_rgb(path) if path else None
+    except (OSError, ValueError):
+        return None
 
 
 def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
@@ -77,6 +91,8 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
             with gr.Column():
                 image = gr.File(label='Image (optional: PNG, JPEG, ...)', type='filepath',
                                 elem_id='image')
+                preview = gr.Image(label='The image as read', type='pil', interactive=False,
+                                   height=160, elem_id='preview')
                 question = gr.Textbox(label='Question', value=EXAMPLE_QUESTION,
                                       elem_id='question')
                 context = gr.Textbox(label='Context (optional)', elem_id='context')
@@ -93,9 +109,13 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
                 if demo is not None:
                     gr.Markdown(decoding_markdown(demo), elem_id='decoding')
 
-        def handler(image, question, context, choices, text_only):
-            yield from respond(demo, load_error, image, question, context, choices, text_only)
+        requests = itertools.count(1)
 
+        def handler(image, question, context, choices, text_only):
+            yield from respond(demo, load_error, image, question, context, choices, text_only,
+                               next(requests))
+
+        image.change(preview_image, image, preview, concurrency_limit=None)
         ask.click(handler, [image, question, context, choices, text_only],
                   [answer, status, chart], concurrency_limit=1)
     return app.queue(default_concurrency_limit=1)
