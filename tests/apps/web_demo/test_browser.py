@@ -61,7 +61,9 @@ def server(demo_run, tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def _ask(page, run, qid, text_only=False, image=None):
+def _fill(page, run, qid, text_only=False, image=None):
+    """Fill the form with test question ``qid`` (its own image unless ``image``); returns the
+    request number of the status shown now (None before the first answer)."""
     p = run['problems'][qid]
     image = image or image_path(run, qid)
     clear = page.locator('#image button[aria-label="Clear"]')
@@ -75,8 +77,13 @@ def _ask(page, run, qid, text_only=False, image=None):
     page.fill('#choices textarea', '\n'.join(p['choices']))
     page.locator('#text-only input[type=checkbox]').set_checked(text_only)
     before = page.locator('#status [data-request]')
-    page.click('#ask')
     return before.get_attribute('data-request') if before.count() else None
+
+
+def _ask(page, run, qid, text_only=False, image=None):
+    previous = _fill(page, run, qid, text_only, image)
+    page.click('#ask')
+    return previous
 
 
 #: True once the status line belongs to another request than ``previous`` and is final.
@@ -101,7 +108,8 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
     run = demo_run
     image_q = next(q for q in run['test_qids'] if run['problems'][q]['image'])
     text_q = next(q for q in run['test_qids'] if not run['problems'][q]['image'])
-    n_layers = 4  # configs/lavin_tiny_demo.py: llm_params n_layers
+    from mmengine.config import Config
+    n_layers = Config.fromfile(run['config']).model.llm.n_layers
     hosts = set()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
@@ -141,7 +149,9 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
             for p in pages:
                 p.on('request', lambda r: hosts.add(r.url.split('/')[2]))
                 p.goto(server, wait_until='networkidle')
-            previous = [_ask(pages[0], run, image_q), _ask(pages[1], run, text_q)]
+            previous = [_fill(pages[0], run, image_q), _fill(pages[1], run, text_q)]
+            for p in pages:
+                p.click('#ask')
             assert [_result(p, r) for p, r in zip(pages, previous)] == [run['answers'][image_q],
                                                    run['answers'][text_q]]
         finally:
