@@ -6,6 +6,7 @@ gradio itself (``tests/apps/web_demo/test_browser.py`` checks that the page requ
 from another host). Requests go through gradio's queue one at a time.
 """
 import html
+import inspect
 import itertools
 import os
 from typing import Iterator, Optional, Tuple
@@ -62,11 +63,28 @@ def respond(demo: Optional[WebDemo], load_error: Optional[str], image: Optional[
 def preview_image(path: Optional[str]):
     """The uploaded picture for the page (None when there is none or it cannot be read: the
     answer then reports why)."""
+    from PIL import Image
+
     from mma.datasets import read_rgb
     try:
-        return read_rgb(path) if path else None
+        img = read_rgb(path) if path else None
     except (OSError, ValueError):
         return None
+    if img is not None and max(img.size) < 128:  # tiny demo pictures: enlarge, pixels kept
+        factor = -(-128 // max(img.size))
+        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+    return img
+
+
+def _no_share_button(component) -> dict:
+    """Keyword arguments that hide a component's share button (which uploads to the Hugging
+    Face hub): ``buttons=`` in gradio 6, ``show_share_button=`` before."""
+    params = inspect.signature(component.__init__).parameters
+    if 'buttons' in params:
+        return dict(buttons=['download', 'fullscreen'])
+    if 'show_share_button' in params:
+        return dict(show_share_button=False)
+    return {}
 
 
 def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
@@ -92,7 +110,7 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
                 image = gr.File(label='Image (optional: PNG, JPEG, ...)', type='filepath',
                                 elem_id='image')
                 preview = gr.Image(label='The image as read', type='pil', interactive=False,
-                                   height=160, elem_id='preview')
+                                   height=160, elem_id='preview', **_no_share_button(gr.Image))
                 question = gr.Textbox(label='Question', value=EXAMPLE_QUESTION,
                                       elem_id='question')
                 context = gr.Textbox(label='Context (optional)', elem_id='context')

@@ -117,3 +117,24 @@ def test_concurrent_requests_get_their_own_answers(demo, demo_run):
     for t in threads:
         t.join(timeout=60)
     assert got == {q: demo_run['answers'][q] for q in qids}
+
+
+def test_the_answer_streams(demo, demo_run):
+    qid = demo_run['test_qids'][0]
+    p = demo_run['problems'][qid]
+    replies = list(demo.stream(p['question'], p['choices'], p['hint'], image_path(demo_run, qid),
+                               stop_pattern=None, stop_at_eos=False, max_new_tokens=12))
+    texts = [r.text for r in replies]
+    assert len(replies) > 2 and [r.done for r in replies] == [False] * (len(replies) - 1) + [True]
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(texts[:-2], texts[1:-1]))
+    assert texts[-1] == texts[-2]  # the final reply repeats the streamed text, now complete
+
+
+def test_page_handler_reports_a_model_that_did_not_load():
+    from mma.apps.web_demo.ui import respond
+    out = list(respond(None, 'The model could not be loaded: no such file', None, 'q?', '', '',
+                       False, request=3))
+    assert len(out) == 1
+    answer, status, chart = out[0]
+    assert answer == '' and 'mma-error' in status and 'no such file' in status
+    assert 'data-request="3"' in status
