@@ -164,6 +164,10 @@ class WebDemo:
         except DemoError as err:
             yield Reply(error=str(err), done=True, notes=notes)
             return
+        except Exception as err:  # a pipeline failure: a message, and the server keeps serving
+            yield Reply(error=f'The request could not be prepared: {type(err).__name__}: {err}',
+                        done=True, notes=notes)
+            return
         batch = mma_collate([sample])
         info = dict(has_image=bool(sample['inputs']['has_image']),
                     prompt=sample['data_samples']['prompt'], notes=notes)
@@ -171,10 +175,10 @@ class WebDemo:
         stop = threading.Event()
         result: dict = {}
 
-        def on_text(_i: int, new: str) -> None:
+        def on_text(_i: int, piece: str) -> None:
             if stop.is_set():
                 raise _Cancelled
-            chunks.put(new)
+            chunks.put(piece)
 
         def work() -> None:
             try:

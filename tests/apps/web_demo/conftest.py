@@ -11,7 +11,7 @@ import pytest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 #: A few seconds of pretraining and one epoch of adapter training: the tests compare the web
 #: demo's answers with tools/test.py's for the same model, so the model need not be good.
-TINY = dict(n_train=48, n_val=4, n_test=8, vit_steps=5, llm_steps=40)
+TINY = dict(n_train=32, n_val=4, n_test=8, vit_steps=3, llm_steps=20)
 
 
 def _tools_test(argv: list) -> None:
@@ -34,19 +34,18 @@ def _predictions(path: str) -> dict:
 
 
 @pytest.fixture(scope='session')
-def demo_run(tmp_path_factory):
-    """``dict(work_dir, data_root, problems, test_qids, config, checkpoint, answers,
-    text_only_answers)``: a trained tiny demo and tools/test.py's answer per test question
-    (``text_only_answers``: image questions asked with their image removed)."""
+def demo_dir(tmp_path_factory) -> str:
+    """A trained tiny demo: the work dir of a tools/demo.py run.
+
+    ``MMA_WEB_DEMO_RUN``: a tools/demo.py work dir to use instead (trained there first if it
+    holds no run); docs/images/web_demo.png shows the quick demo model this way.
+    """
     import torch
     from mmengine.config import Config
 
     import mma.apps.demo.run as run
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp('web_demo')
-    # MMA_WEB_DEMO_RUN: a tools/demo.py work dir to use (trained there first if it holds no
-    # run): how docs/images/web_demo.png shows the full demo model
-    work_dir = os.environ.get('MMA_WEB_DEMO_RUN') or str(root / 'demo')
+    work_dir = os.environ.get('MMA_WEB_DEMO_RUN') or str(tmp_path_factory.mktemp('demo'))
     if not os.path.isfile(os.path.join(work_dir, 'lavin', 'last_checkpoint')):
         cfg = Config.fromfile(run.DEFAULT_CONFIG)
         run.set_asset_paths(cfg, os.path.join(work_dir, 'assets'))
@@ -58,6 +57,17 @@ def demo_run(tmp_path_factory):
         run.train_and_test(cfg, os.path.join(work_dir, 'lavin'), {
             'train_cfg.max_epochs': 1, 'param_scheduler': [],
             'default_hooks.logger.interval': 100})
+    return work_dir
+
+
+@pytest.fixture(scope='session')
+def demo_run(demo_dir, tmp_path_factory):
+    """``dict(work_dir, data_root, problems, test_qids, config, checkpoint, answers,
+    text_only_answers)``: the trained tiny demo and tools/test.py's answer per test question
+    (``text_only_answers``: image questions asked with their image removed)."""
+    import mma.apps.demo.run as run
+    root = tmp_path_factory.mktemp('web_demo')
+    work_dir = demo_dir
     config, checkpoint = run.trained_demo(work_dir)
     config_file = str(root / 'demo_config.py')
     config.dump(config_file)

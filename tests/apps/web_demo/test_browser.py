@@ -34,28 +34,33 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope='module')
-def server(demo_run, tmp_path_factory):
-    """``tools/web_demo.py`` with no CONFIG: the model of the demo run; yields its URL."""
+def server(demo_dir, tmp_path_factory):
+    """``tools/web_demo.py`` with no CONFIG (the model of the demo run), starting; yields a
+    function that waits until it serves and returns its URL (it boots while the test computes
+    tools/test.py's answers)."""
     port = _free_port()
     log = tmp_path_factory.mktemp('web_demo_server') / 'server.log'
     env = dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1',
                GRADIO_ANALYTICS_ENABLED='False')
     with open(log, 'w') as out:
         proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'tools', 'web_demo.py'),
-                                 '--demo-dir', demo_run['work_dir'], '--port', str(port)],
+                                 '--demo-dir', demo_dir, '--port', str(port)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
-    try:
-        deadline = time.time() + 120
+
+    def wait_until_up() -> str:
+        deadline = time.time() + 180
         while True:
             try:
                 urllib.request.urlopen(url, timeout=2)
-                break
+                return url
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
                     raise AssertionError(f'web demo did not start:\n{log.read_text()[-3000:]}')
                 time.sleep(0.5)
-        yield url
+
+    try:
+        yield wait_until_up
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -106,6 +111,7 @@ def _result(page, previous):
 
 def test_web_demo_in_chromium(server, demo_run, tmp_path):
     run = demo_run
+    url = server()
     image_q = next(q for q in run['test_qids'] if run['problems'][q]['image'])
     text_q = next(q for q in run['test_qids'] if not run['problems'][q]['image'])
     from mmengine.config import Config
@@ -116,7 +122,7 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
         try:
             page = browser.new_page(viewport={'width': 1280, 'height': 900})
             page.on('request', lambda r: hosts.add(r.url.split('/')[2]))
-            page.goto(server, wait_until='networkidle')
+            page.goto(url, wait_until='networkidle')
 
             # the demo's image question with its picture: tools/test.py's answer
             assert _result(page, _ask(page, run, image_q)) == run['answers'][image_q]
@@ -148,7 +154,7 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
             pages = [browser.new_context().new_page() for _ in range(2)]
             for p in pages:
                 p.on('request', lambda r: hosts.add(r.url.split('/')[2]))
-                p.goto(server, wait_until='networkidle')
+                p.goto(url, wait_until='networkidle')
             previous = [_fill(pages[0], run, image_q), _fill(pages[1], run, text_q)]
             for p in pages:
                 p.click('#ask')
@@ -157,7 +163,7 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
         finally:
             browser.close()
     # offline: every request of the pages went to the demo's own server
-    assert hosts == {server.split('/')[2]}, hosts
+    assert hosts == {url.split('/')[2]}, hosts
     png = (tmp_path / 'web_demo.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
     if os.environ.get('MMA_WEB_DEMO_SCREENSHOT'):  # how docs/images/web_demo.png is made
