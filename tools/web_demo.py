@@ -33,6 +33,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise SystemExit("tools/web_demo.py needs gradio: pip install -e '.[web]'") from None
     from mma.apps.web_demo import DemoError, load_web_demo
     from mma.apps.web_demo.ui import build_app, launch
     demo, error = None, None
