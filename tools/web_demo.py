@@ -10,6 +10,7 @@ no analytics. A model that cannot be loaded is reported in the page and here. Se
 docs/evaluation.md.
 """
 import argparse
+import importlib.util
 import os
 
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
@@ -33,10 +34,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise SystemExit("tools/web_demo.py needs gradio: pip install -e '.[web]'") from None
+    if importlib.util.find_spec('gradio') is None:
+        raise SystemExit("tools/web_demo.py needs gradio: pip install -e '.[web]'")
     from mma.apps.web_demo import DemoError, load_web_demo
     from mma.apps.web_demo.ui import build_app, launch
     demo, error = None, None
