@@ -3,15 +3,16 @@ with the mmengine Runner, ScienceQA evaluation with the metric table."""
 import json
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from mmengine.config import Config
 
 from .pretrain import pretrain_llm, pretrain_vit, problem_sequences, problem_texts
 from .synthetic import CHOICES, write_synthetic_scienceqa
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'configs', 'lavin_tiny_demo.py')
+#: The repository root (mma/apps/demo/run.py is three packages below it).
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'lavin_tiny_demo.py')
 
 #: Sizes of the synthetic data and pretraining; ``quick`` is for tests.
 SETTINGS = {
@@ -96,6 +97,31 @@ def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,
         json.dump(done, f, indent=1)
     log(f'assets: ready in {done["seconds"]:.0f} s')
     return done
+
+
+def trained_demo(work_dir: str = 'work_dirs/lavin_tiny_demo',
+                 config: str = DEFAULT_CONFIG) -> Tuple[Config, str]:
+    """The config (asset paths set) and adapter checkpoint of a finished :func:`run_demo`.
+
+    Raises:
+        FileNotFoundError: ``work_dir`` holds no trained LaVIN preset; the message says to run
+            ``python tools/demo.py``.
+    """
+    cfg = Config.fromfile(config)
+    set_asset_paths(cfg, os.path.join(work_dir, 'assets'))
+    run_dir = os.path.join(work_dir, 'lavin')
+    last = os.path.join(run_dir, 'last_checkpoint')
+    if not os.path.isfile(last):
+        raise FileNotFoundError(f'no trained demo model in {work_dir} ({last} is missing): run '
+                                '`python tools/demo.py` first (about 80 s on a CPU)')
+    with open(last) as f:
+        checkpoint = f.read().strip()
+    if not os.path.isfile(checkpoint):  # recorded relative to where the demo ran
+        checkpoint = os.path.join(run_dir, os.path.basename(checkpoint))
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'{last} names {checkpoint}, which does not exist: run '
+                                '`python tools/demo.py` again')
+    return cfg, checkpoint
 
 
 def chance_levels(data_root: str, split: str = 'test') -> Dict[str, float]:

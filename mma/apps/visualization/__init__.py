@@ -3,7 +3,7 @@
 ``tools/analyze_logs.py`` and ``tools/plot_routing.py`` are thin command lines over this package.
 """
 from .logs import find_scalar_files, load_scalars, plot_curves
-from .routing import plot_router_weights, router_weights
+from .routing import layer_and_slot, llm_routing, plot_router_weights, router_weights
 
-__all__ = ['find_scalar_files', 'load_scalars', 'plot_curves', 'plot_router_weights',
-           'router_weights']
+__all__ = ['find_scalar_files', 'layer_and_slot', 'llm_routing', 'load_scalars', 'plot_curves',
+           'plot_router_weights', 'router_weights']

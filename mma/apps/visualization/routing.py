@@ -1,6 +1,6 @@
 """Router weights of the LLM's routed adapters for image and text-only input (paper's view)."""
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -36,14 +36,30 @@ def router_weights(model) -> Dict[str, Tensor]:
         model.hidden_states(seq['embeds'], ctx)
     finally:
         model.train(was_training)
-    names = {m: n for n, m in model.llm.named_modules()}
-    out = {names[m]: w[:, 0].float().cpu() for m, w in ctx.cache.items() if m in names}
+    out = {name: w[:, 0] for name, w in llm_routing(model, ctx.cache).items()}
     if not out:
         raise ValueError('the model has no routed LLM adapters (llm_adapter.router is not set)')
-    return dict(sorted(out.items(), key=lambda kv: _sort_key(kv[0])))
+    return out
 
 
-def _sort_key(name: str):
+def llm_routing(model, routing: Dict) -> Dict[str, Tensor]:
+    """Name the LLM's entries of a routing cache, in layer order.
+
+    Args:
+        model: The :class:`~mma.models.LaVIN` whose LLM holds the routed adapters.
+        routing: ``{routed module: weights}``, e.g. ``GenerationOutput.routing`` or a
+            ``RoutingContext.cache``; entries of modules outside the LLM are dropped.
+
+    Returns:
+        ``{adapter name (e.g. 'layers.0.adapter_attn'): weights as float32 on the CPU}``.
+    """
+    names = {m: n for n, m in model.llm.named_modules()}
+    out = {names[m]: w.float().cpu() for m, w in routing.items() if m in names}
+    return dict(sorted(out.items(), key=lambda kv: layer_and_slot(kv[0])))
+
+
+def layer_and_slot(name: str) -> Tuple[int, str]:
+    """``'layers.3.adapter_attn'`` -> ``(3, 'adapter_attn')``; ``(-1, name)`` if no layer."""
     m = _LAYER.search(name)
     return (int(m.group(1)), m.group(2)) if m else (-1, name)
 
