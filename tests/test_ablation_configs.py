@@ -75,6 +75,8 @@ EXPECTED = {
     'tiny/lavin_tiny_demo_no-vit-adapter.py': (dict(TINY, vit=None), 16_840),
     'tiny/lavin_tiny_demo_tokens1.py': (TINY, 19_420),
     'tiny/lavin_tiny_demo_text-only.py': (dict(TINY, **TEXT), 10_536),
+    'tiny/lavin_tiny_demo_qwen2.5.py': (TINY, 19_420),  # frozen biases: the same adapters
+    'tiny/lavin_tiny_demo_patch-mlp.py': (dict(TINY, proj_hidden=128), 37_948),
     # MMA on LLaVA-1.5: ViT adapters up to the penultimate block (patch features), MLP projector
     # (hidden = LLM dim: the same formula as LaVIN's with proj_hidden = dim)
     'llava/mma_llava1.5-7b_sqa_cls-features.py': (dict(LLAVA, vit_blocks=24), 24_101_424),
@@ -85,7 +87,7 @@ EXPECTED = {
 }
 # what each file must change relative to its parent preset (besides the trainable count)
 VISUAL_TOKENS = {'lavin_7b_sqa_tokens3.py': 3, 'lavin_7b_sqa_tokens12.py': 12,
-                 'tiny/lavin_tiny_demo_tokens1.py': 1,
+                 'tiny/lavin_tiny_demo_tokens1.py': 1, 'tiny/lavin_tiny_demo_patch-mlp.py': 16,
                  'llava/mma_llava1.5-7b_sqa_cls-features.py': 6,
                  'llava/mma_llava1.5-7b_sqa_lavin-projector.py': 576,
                  'llava/mma_llava1.5-7b_sqa_llama3.1.py': 576,

@@ -95,6 +95,7 @@ def main(argv=None):
             setattr(args, k, v)
     import torch
     from mma.apps import benchmark as bm
+    from mma.apps import benchmark_inference as bi
     torch.backends.mha.set_fastpath_enabled(False)
     what = args.what.split(',')
     print(f'device={args.device} threads={torch.get_num_threads()}', flush=True)
@@ -102,7 +103,7 @@ def main(argv=None):
     if 'train' in what:
         results['train'] = train(args, bm)
     if 'decode' in what:
-        r = bm.run_decode_benchmark(args.size, args.device, args.batch_size,
+        r = bi.run_decode_benchmark(args.size, args.device, args.batch_size,
                                     frozen_dtype=args.frozen_dtype)
         results['decode'] = r
         print(f'decode tokens/s ({args.size}, batch {args.batch_size}): ' +
@@ -112,7 +113,7 @@ def main(argv=None):
         print(f'  merged / bare: {r["merged"] / r["bare"]:.3f}; unmerged / bare: '
               f'{r["unmerged"] / r["bare"]:.3f}')
     if 'eval' in what:
-        r = bm.run_eval_benchmark(args.eval_config, args.eval_checkpoint, args.eval_assets,
+        r = bi.run_eval_benchmark(args.eval_config, args.eval_checkpoint, args.eval_assets,
                                   args.questions, device=args.device)
         results['eval'] = r
         print(f'ScienceQA-style evaluation, {r["questions"]} questions: reference-style '

@@ -18,6 +18,7 @@ Cast = Callable[[Tensor], Tensor]
 _META_SHARD_DIM = {
     'tok_embeddings.weight': 1, 'output.weight': 0, 'norm.weight': None,
     'attention.wq.weight': 0, 'attention.wk.weight': 0, 'attention.wv.weight': 0,
+    'attention.wq.bias': 0, 'attention.wk.bias': 0, 'attention.wv.bias': 0,  # qkv_bias models
     'attention.wo.weight': 1, 'feed_forward.w1.weight': 0, 'feed_forward.w3.weight': 0,
     'feed_forward.w2.weight': 1, 'attention_norm.weight': None, 'ffn_norm.weight': None,
     'rope.freqs': None,

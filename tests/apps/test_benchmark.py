@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import mma
-from mma.apps.benchmark import (build, make_batch, mma_loss, reference_loss, run_decode_benchmark,
-                           run_train_benchmark, sizes)
+from mma.apps.benchmark import build, make_batch, mma_loss, reference_loss, run_train_benchmark, sizes
+from mma.apps.benchmark_inference import run_decode_benchmark
 from mma.apps.benchmark_reference import reference_code_loss
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,7 +67,7 @@ def test_reference_style_decoding_gives_the_cached_greedy_tokens(tiny_model, tok
     """The reference-style evaluation decoder (whole ViT batch, eager attention, shortest-prompt
     prefill, one position per step, no early stop) and mma's cached generation agree token for
     token over the first 16 new tokens of each question."""
-    from mma.apps.benchmark import reference_generate
+    from mma.apps.benchmark_inference import reference_generate
     from mma.datasets import ScienceQADataset, mma_collate
     ds = ScienceQADataset(str(sqa_root), split='test', prompt_format='QCM-ALE', test_mode=True,
                           pipeline=[dict(type='LoadLaVINImage', size=32),
@@ -91,7 +91,7 @@ def test_decode_benchmark_compares_equivalent_models():
 
 
 def test_eval_benchmark_runs_both_decoders(tmp_path, monkeypatch):
-    from mma.apps.benchmark import run_eval_benchmark
+    from mma.apps.benchmark_inference import run_eval_benchmark
     from mma.testing import make_tiny_scienceqa
     config = os.path.join(REPO_ROOT, 'configs', 'tiny', 'lavin_tiny_sqa.py')
     monkeypatch.chdir(tmp_path)
