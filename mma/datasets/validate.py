@@ -8,24 +8,26 @@ from typing import Dict, List, Tuple
 
 from mmengine.dataset import ConcatDataset
 
+from mma.errors import MMAUserError
+
 from .prompt_dataset import PromptDataset
 from .transforms import TokenizeForLaVIN, read_rgb
 
 
-class DataValidationError(ValueError):
+class DataValidationError(MMAUserError):
     """A data set has samples that would fail (or silently go wrong) during training."""
 
 
-def _parts(dataset) -> list:
+def dataset_parts(dataset) -> list:
     if isinstance(dataset, ConcatDataset):
-        return [p for d in dataset.datasets for p in _parts(d)]
+        return [p for d in dataset.datasets for p in dataset_parts(d)]
     return [dataset]
 
 
 def dataset_tokenizers(dataset) -> List[Tuple[str, object]]:
     """``(dataset name, tokenizer)`` of every :class:`TokenizeForLaVIN` in the pipelines."""
     out = []
-    for d in _parts(dataset):
+    for d in dataset_parts(dataset):
         if isinstance(d, PromptDataset):
             out.append((type(d).__name__, d.tokenizer))
         for t in getattr(getattr(d, 'pipeline', None), 'transforms', []):
@@ -63,7 +65,7 @@ def validate_dataset(dataset, where: str = 'dataset', open_images: bool = True,
     """
     counts = dict(samples=0, image_samples=0, text_samples=0, truncated=0, skipped=0)
     errors: List[str] = []
-    for d in _parts(dataset):
+    for d in dataset_parts(dataset):
         for s in _samples(d):
             counts['samples'] += 1
             path = s.get('img_path')

@@ -7,6 +7,7 @@ from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_c
 from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
+from .start_checks import StartChecksHook, lr_trajectory, schedule_warnings
 from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
                              SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper,
                              TrainableOptimWrapperConstructor)
@@ -20,5 +21,5 @@ __all__ = [
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
     'SkipNonFiniteCPUAmpOptimWrapper',
-    'TrainableOptimWrapperConstructor'
+    'TrainableOptimWrapperConstructor', 'StartChecksHook', 'lr_trajectory', 'schedule_warnings'
 ]

@@ -17,6 +17,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from mma.fileio import open_safetensors, torch_load
+
 from .llama import LLaMA, LLaMAArgs
 
 # Meta model-parallel layout (reference doc §7): the dim each shard splits; None = replicated.
@@ -148,7 +150,7 @@ def _shard_dim(key: str, path: str) -> Optional[int]:
 
 
 def _mmap_load(file: str) -> Dict[str, Tensor]:
-    return torch.load(file, map_location='cpu', mmap=True, weights_only=True)
+    return torch_load(file, 'a LLaMA weights file', mmap=True, weights_only=True)
 
 
 def _release(src: Tensor, kept: Tensor) -> None:
@@ -278,8 +280,7 @@ def hf_weight_files(path: str) -> List[str]:
 def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
     """``(key, tensor, memory-mapped)`` for each tensor of one HF weights file."""
     if file.endswith('.safetensors'):
-        from safetensors import safe_open
-        with safe_open(file, framework='pt') as f:
+        with open_safetensors(file, 'a LLaMA weights file (safetensors)') as f:
             for key in f.keys():
                 yield key, f.get_tensor(key), False
     else:
