@@ -83,8 +83,9 @@ class ScienceQADataset(LaVINDataset):
         answer = p.get('answer')
         if isinstance(answer, bool) or not isinstance(answer, int) or not \
                 0 <= answer < len(choices):
-            raise MMAUserError(f'{where}: field "answer" {answer!r} ({type(answer).__name__}) is '
-                               f'not the index (an int) of one of its {len(choices)} choices')
+            raise MMAUserError(f'{where}: answer {answer!r} is not the index of one of its '
+                               f'{len(choices)} choices (field "answer" must be an int in 0..'
+                               f'{len(choices) - 1}, got {type(answer).__name__})')
 
     def _split_qids(self, splits: dict) -> List[str]:
         """The split's qids; an empty split or a qid listed twice is an error (one policy for
