@@ -52,8 +52,9 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except Exception as err:
-        raise CorruptFileError(f'could not read CLIP weights {path} (expected an open_clip/OpenAI '
-                               f'state dict, .safetensors or OpenAI TorchScript .pt): {err}') from err
+        raise CorruptFileError(
+            f'could not read CLIP weights {path} (expected an open_clip/OpenAI state dict, '
+            f'.safetensors or OpenAI TorchScript .pt): {err}') from err
     if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict):
         sd = sd['state_dict']
     if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):

@@ -195,8 +195,9 @@ def test_problems_json_in_a_wrong_encoding(copy, tok, encoding):
     problems['1']['question'] = 'Which café is closest?'
     with open(path, 'w', encoding=encoding) as f:
         json.dump(problems, f, ensure_ascii=False)
-    with pytest.raises(ValueError, match=rf'{path} \(the ScienceQA problems file\) is (not UTF-8 .*\)|'
-                       r'UTF-16/UTF-32 encoded); mma reads JSON as UTF-8: convert it'):
+    with pytest.raises(ValueError, match=rf'{path} \(the ScienceQA problems file\) is '
+                       r'(not UTF-8 .*\)|UTF-16/UTF-32 encoded); mma reads JSON as UTF-8: '
+                       'convert it'):
         build(copy, tok)
     with open(path, 'w', encoding='utf-8') as f:  # the same text as UTF-8 reads back exactly
         json.dump(problems, f, ensure_ascii=False)

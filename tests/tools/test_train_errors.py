@@ -35,7 +35,8 @@ def test_resume_with_nothing_to_resume_is_an_error(sqa, tmp_path, capsys):
     wd = str(tmp_path / 'w')
     err = _fails([TINY_CFG, '--work-dir', wd, '--resume', '--cfg-options'] + data_options(sqa),
                  capsys)
-    assert f'--resume: nothing to resume in work dir {wd}: {wd}/last_checkpoint does not exist' in err
+    assert (f'--resume: nothing to resume in work dir {wd}: {wd}/last_checkpoint does not '
+            'exist') in err
     assert 'Drop --resume to start a new run' in err
     assert not os.path.exists(os.path.join(wd, 'epoch_1.pth'))  # no fresh run started
 
