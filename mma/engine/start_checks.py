@@ -2,9 +2,10 @@
 
 :class:`StartChecksHook` (a default hook of ``configs/_base_/default_runtime.py``):
 
-1. opens every image of the training set: a missing or corrupt image is a
-   :class:`~mma.datasets.DataValidationError` naming each file and qid now, never a crash inside a
-   DataLoader worker in epoch 3 (the policy: bad images are refused before training, not skipped);
+1. opens every image of the training set (and, before testing, of the test set): a missing or
+   corrupt image is a :class:`~mma.datasets.DataValidationError` naming each file and qid now,
+   never a crash inside a DataLoader worker in epoch 3 (the policy: bad images are refused before
+   training, not skipped);
 2. writes the qids of over-long samples (truncated or skipped) to ``WORK_DIR/overlong_samples.txt``;
 3. warns when the learning-rate schedule cannot train: a warm-up that covers the whole run, or a
    learning rate that never leaves its floor (mmengine's chained schedulers start the cosine from
@@ -111,13 +112,18 @@ class StartChecksHook(Hook):
         from mma.datasets.validate import dataset_parts
         dataset = runner.train_dataloader.dataset
         if self.check_images:
-            self._check_images(dataset)
+            self._check_images(dataset, 'train_dataloader.dataset')
         if is_main_process():
             self._write_overlong(runner.work_dir, dataset_parts(dataset))
         for msg in self._schedule_warnings(runner):
             print_log(f'StartChecksHook: {msg}', logger='current', level=logging.WARNING)
 
-    def _check_images(self, dataset) -> None:
+    def before_test(self, runner) -> None:
+        """The same image policy for evaluation (``tools/test.py``)."""
+        if self.check_images:
+            self._check_images(runner.test_dataloader.dataset, 'test_dataloader.dataset')
+
+    def _check_images(self, dataset, where: str) -> None:
         """Every rank opens its share of the images; all ranks raise the same complete error."""
         from mma.datasets.validate import dataset_images, image_errors, raise_image_errors
         _, images = dataset_images(dataset)
@@ -125,7 +131,7 @@ class StartChecksHook(Hook):
         errors = image_errors(images[rank::world], self.workers)
         if world > 1:
             errors = [e for part in all_gather_object(errors) for e in part]
-        raise_image_errors(errors, 'train_dataloader.dataset')
+        raise_image_errors(errors, where)
 
     @staticmethod
     def _write_overlong(work_dir: str, parts: list) -> Optional[str]:

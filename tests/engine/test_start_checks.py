@@ -43,21 +43,21 @@ def test_schedule_warnings_of_the_tiny_schedule():
                               'of the run (3 iterations of 3 per epoch)')
 
 
-def test_corrupt_image_stops_training_before_the_first_step(sqa, tmp_path):
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_corrupt_image_stops_before_the_first_step(sqa, tmp_path, split):
     root = str(tmp_path / 'sqa')
     shutil.copytree(sqa['data_root'], root)
-    bad = sorted(glob.glob(os.path.join(root, 'images', 'train', '*', 'image.png')))[-2:]
+    bad = sorted(glob.glob(os.path.join(root, 'images', split, '*', 'image.png')))[-2:]
     for path in bad:
         open(path, 'wb').write(b'not a png')
     cfg = Config.fromfile(TINY_CFG)
     opts = dict(o.split('=', 1) for o in data_options(dict(sqa, data_root=root)))
-    cfg.merge_from_dict(dict(opts, work_dir=str(tmp_path / 'w'), test_dataloader=None,
-                             test_evaluator=None, test_cfg=None))
+    cfg.merge_from_dict(dict(opts, work_dir=str(tmp_path / 'w')))
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(DataValidationError, match=r'train_dataloader.dataset: 2 images cannot be '
-                       rf'used:\n  cannot read image {bad[0]} \(sample \d+\).*\n  cannot read '
+    with pytest.raises(DataValidationError, match=rf'{split}_dataloader.dataset: 2 images cannot '
+                       rf'be used:\n  cannot read image {bad[0]} \(sample \d+\).*\n  cannot read '
                        rf'image {bad[1]} '):
-        runner.train()
+        runner.train() if split == 'train' else runner.test()
     assert runner.iter == 0
 
 
