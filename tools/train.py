@@ -128,7 +128,11 @@ def check_work_dir(work_dir: str, overwrite: bool) -> None:
                            'them. Pass --resume to continue that run, --overwrite to start again '
                            'and replace them, or another --work-dir')
     warnings.warn(f'--overwrite: a new run in {work_dir}; its checkpoints {found[:5]} are '
-                  'replaced as this run saves')
+                  'replaced as this run saves (last_checkpoint removed now, so that --resume '
+                  'never continues the old run)')
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if os.environ.get('RANK', '0') == '0' and osp.isfile(pointer):
+        os.remove(pointer)
 
 
 def check_effective_batch(cfg: Config) -> None:

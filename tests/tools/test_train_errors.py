@@ -67,16 +67,21 @@ def test_work_dir_with_checkpoints_needs_resume_or_overwrite(sqa, tmp_path, caps
     wd = tmp_path / 'w'
     wd.mkdir()
     (wd / 'epoch_1.pth').write_bytes(b'an earlier run')
+    (wd / 'epoch_9.pth').write_bytes(b'an earlier run')
+    (wd / 'last_checkpoint').write_text(str(wd / 'epoch_9.pth'))
     argv = [TINY_CFG, '--work-dir', str(wd), '--cfg-options'] + data_options(sqa) + [
         'train_cfg.max_epochs=1']
     err = _fails(argv, capsys)
-    assert (f"work dir {wd} already holds checkpoints of a run (['epoch_1.pth']); a new run "
+    assert (f"work dir {wd} already holds checkpoints of a run (['epoch_1.pth', 'epoch_9.pth', "
+            "'last_checkpoint']); a new run "
             'would overwrite them. Pass --resume to continue that run, --overwrite to start '
             'again and replace them, or another --work-dir') in err
     assert (wd / 'epoch_1.pth').read_bytes() == b'an earlier run'
-    with pytest.warns(UserWarning, match=r"--overwrite: a new run in .*\['epoch_1.pth'\]"):
+    with pytest.warns(UserWarning, match=r"--overwrite: a new run in .*\['epoch_1.pth', "
+                      r"'epoch_9.pth', 'last_checkpoint'\]"):
         train_in_process([TINY_CFG, '--work-dir', str(wd), '--overwrite'] + argv[3:])
     assert torch.load(wd / 'epoch_1.pth', weights_only=False)['meta']['epoch'] == 1
+    assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')  # not the old run's
 
 
 def test_debug_shows_the_error_and_bugs_keep_their_traceback(sqa, tmp_path, monkeypatch):
