@@ -130,9 +130,10 @@ def check_work_dir(work_dir: str, overwrite: bool) -> None:
     warnings.warn(f'--overwrite: a new run in {work_dir}; its checkpoints {found[:5]} are '
                   'replaced as this run saves (last_checkpoint removed now, so that --resume '
                   'never continues the old run)')
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if os.environ.get('RANK', '0') == '0' and osp.isfile(pointer):
-        os.remove(pointer)
+    try:  # every process of a launch may get here (slurm sets RANK later)
+        os.remove(osp.join(work_dir, 'last_checkpoint'))
+    except FileNotFoundError:
+        pass
 
 
 def check_effective_batch(cfg: Config) -> None:

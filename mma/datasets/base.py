@@ -62,9 +62,9 @@ class LaVINDataset(BaseDataset):
         if tok is None:
             return self.data_list
         kept = []
-        for info in self.data_list:
+        for i, info in enumerate(self.data_list):
             total, drop, _ = tok.measure(info)
-            qid = str(info.get('qid', len(kept)))
+            qid = str(info.get('qid', i))
             if drop < 0:
                 self.skipped_qids.append(qid)
                 continue
