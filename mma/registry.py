@@ -34,6 +34,8 @@ from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
+from mma.errors import MMAKeyError
+
 __all__ = [
     'MMARegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
     'HOOKS', 'LOOPS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
@@ -48,7 +50,7 @@ _NOT_FOUND = re.compile(r'(?P<type>.+?) is not in the (?P<scope>[\w.]+)::(?P<nam
                         r'registry')
 
 
-def _listing(err: KeyError, registry: Registry) -> Optional[KeyError]:
+def _listing(err: KeyError, registry: Registry) -> Optional[MMAKeyError]:
     """``err`` with the types ``registry`` (and its parent) can build appended, or None when
     ``err`` is not a "type not found" error."""
     msg = err.args[0] if err.args and isinstance(err.args[0], str) else ''
@@ -60,7 +62,7 @@ def _listing(err: KeyError, registry: Registry) -> Optional[KeyError]:
     if registry.parent is not None and registry.parent.module_dict:
         text += (f' Also accepted from {registry.parent.scope}: '
                  f"{', '.join(sorted(registry.parent.module_dict))}.")
-    return KeyError(text)
+    return MMAKeyError(text)
 
 
 class MMARegistry(Registry):

@@ -1,12 +1,13 @@
 """Evaluate a LaVIN config with an adapter checkpoint through the mmengine Runner's test loop.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--overwrite]
-                         [--cfg-options k=v ...]
+                         [--cfg-options k=v ...] [--debug]
     torchrun --nproc_per_node N tools/test.py CONFIG CHECKPOINT --launcher pytorch
 
 Multi-process runs shard the test set (gloo on CPU, NCCL on CUDA); the metric gathers the results
 in dataset order, so N processes give the 1-process numbers. An existing predictions file is never
-replaced silently: the tool refuses to start unless --overwrite is given.
+replaced silently: the tool refuses to start unless --overwrite is given. A data, file or config
+error prints one paragraph and exits with status 2; --debug (or MMA_DEBUG=1) shows the traceback.
 """
 import argparse
 import os.path as osp
@@ -16,7 +17,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Evaluate a LaVIN model (adapter checkpoint)')
     p.add_argument('config')
     p.add_argument('checkpoint', help='adapter-only weights (the trainable tensors)')
@@ -27,7 +28,9 @@ def parse_args():
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return p.parse_args()
+    p.add_argument('--debug', action='store_true',
+                   help='show the full traceback of a data or config error (also MMA_DEBUG=1)')
+    return p.parse_args(argv)
 
 
 def set_prediction_files(cfg: Config, out: str, overwrite: bool = False) -> List[str]:
@@ -58,8 +61,14 @@ def print_table(metrics: dict) -> None:
             print(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}')
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
+    from mma.errors import report_user_errors
+    with report_user_errors('tools/test.py', args.debug):
+        evaluate(args)
+
+
+def evaluate(args) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -14,9 +14,11 @@ default_hooks = dict(
 )
 # Trainable-only checkpoints (frozen weights come from the model's own files), per-rank,
 # per-iteration seeding (dropout differs between ranks; resume is bitwise reproducible), and a
-# check that the data pipeline's tokenizer has the LLM's vocabulary.
+# check that the data pipeline's tokenizer has the LLM's vocabulary, and the checks before the
+# first step (every training image opens, over-long qids listed, a schedule that cannot train
+# warned about: mma/engine/start_checks.py).
 custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook'),
-                dict(type='VocabCheckHook')]
+                dict(type='VocabCheckHook'), dict(type='StartChecksHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

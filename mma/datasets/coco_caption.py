@@ -1,7 +1,7 @@
 """COCO captions, Karpathy split (``dataset_coco.json``)."""
-import json
 from typing import List
 
+from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .instruction import instruction
@@ -30,8 +30,7 @@ class COCOCaptionDataset(PromptDataset):
         super().__init__(data_root, tokenizer, **kwargs)
 
     def load_records(self) -> List[dict]:
-        with open(self.path(self.ann_file)) as f:
-            images = json.load(f)['images']
+        images = read_json(self.path(self.ann_file), 'the COCO caption annotation file')['images']
         splits = ('train', 'restval') if self.split == 'train' else (self.split,)
         records = []
         for im in images:

@@ -7,10 +7,11 @@ parameter. Mix several in one config with mmengine's ``ConcatDataset``::
         dict(type='AlpacaDataset', ann_file=..., pipeline=...),
         dict(type='LLaVAInstructDataset', ann_file=..., image_root=..., pipeline=...)]))
 """
-import json
 import os.path as osp
 from typing import List, Optional
 
+from mma.errors import MMAUserError
+from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .base import LaVINDataset
@@ -24,8 +25,7 @@ def instruction(text: str) -> str:
 
 
 def _load_json(path: str):
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path, 'an instruction data file')
 
 
 class _InstructionDataset(LaVINDataset):
@@ -39,7 +39,7 @@ class _InstructionDataset(LaVINDataset):
     def _sample(self, qid: str, question: str, answer: str, img_path: Optional[str]) -> dict:
         for what, text in (('question', question), ('answer', answer)):
             if not isinstance(text, str) or not text.strip():
-                raise ValueError(f'{self.ann_file}: sample {qid} has an empty {what} ({text!r})')
+                raise MMAUserError(f'{self.ann_file}: sample {qid} has an empty {what} ({text!r})')
         return dict(qid=qid, prompt=self.template.format(question.strip()), answer=answer.strip(),
                     img_path=img_path)
 
@@ -90,8 +90,8 @@ class LLaVAInstructDataset(_InstructionDataset):
             for t in range(0, len(turns) - 1, 2):
                 human, gpt = turns[t], turns[t + 1]
                 if human['from'] != 'human' or gpt['from'] != 'gpt':
-                    raise ValueError(f"{self.ann_file}: conversation {item.get('id')} turn {t} "
-                                     f"is {human['from']}/{gpt['from']}, expected human/gpt")
+                    raise MMAUserError(f"{self.ann_file}: conversation {item.get('id')} turn {t} "
+                                       f"is {human['from']}/{gpt['from']}, expected human/gpt")
                 q = human['value'].replace('<image>', '').strip()
                 out.append(self._sample(f"{item.get('id')}_{t // 2}", q, gpt['value'],
                                         img_path))

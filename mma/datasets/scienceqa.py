@@ -1,8 +1,10 @@
 """ScienceQA in its official layout."""
-import json
 import os.path as osp
+from collections import Counter
 from typing import List, Optional, Sequence
 
+from mma.errors import MMAKeyError, MMAUserError
+from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .base import LaVINDataset
@@ -42,7 +44,7 @@ class ScienceQADataset(LaVINDataset):
         try:
             parse_format(prompt_format)
         except ValueError as err:
-            raise ValueError(f'ScienceQADataset(prompt_format=...): {err}') from None
+            raise MMAUserError(f'ScienceQADataset(prompt_format=...): {err}') from None
         self.split, self.prompt_format = split, prompt_format
         self.options = tuple(options)
         self.use_caption = use_caption
@@ -63,41 +65,59 @@ class ScienceQADataset(LaVINDataset):
         if not osp.isfile(path):
             raise FileNotFoundError(f'ScienceQA {what} not found: {path} (expected in data_root '
                                     f'{self.data_root})')
-        with open(path) as f:
-            try:
-                return json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f'{path} is not valid JSON: {err}') from None
+        return read_json(path, f'the ScienceQA {what}')
 
     def _check_problem(self, qid: str, p: dict) -> None:
+        """Types and values a wrong file would otherwise train on silently: a string ``choices``
+        (its characters as options), ``answer: true`` (index 1)."""
         where = f'{self._path(self.problems_file)}: problem {qid}'
         if not str(p.get('question') or '').strip():
-            raise ValueError(f'{where} has an empty question')
-        choices = p.get('choices') or []
-        if not choices or any(not str(c).strip() for c in choices):
-            raise ValueError(f'{where} has an empty choice list or an empty choice: {choices!r}')
+            raise MMAUserError(f'{where} has an empty question')
+        choices = p.get('choices')
+        if not isinstance(choices, list):
+            raise MMAUserError(f'{where}: field "choices" must be a list of strings, got '
+                               f'{type(choices).__name__} {choices!r}')
+        if not choices or any(not isinstance(c, str) or not c.strip() for c in choices):
+            raise MMAUserError(f'{where} has an empty choice list or an empty or non-string '
+                               f'choice in field "choices": {choices!r}')
         answer = p.get('answer')
-        if not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise ValueError(f'{where}: answer {answer!r} is not the index of one of its '
-                             f'{len(choices)} choices')
+        if isinstance(answer, bool) or not isinstance(answer, int) or not \
+                0 <= answer < len(choices):
+            raise MMAUserError(f'{where}: answer {answer!r} is not the index of one of its '
+                               f'{len(choices)} choices (field "answer" must be an int in 0..'
+                               f'{len(choices) - 1}, got {type(answer).__name__})')
+
+    def _split_qids(self, splits: dict) -> List[str]:
+        """The split's qids; an empty split or a qid listed twice is an error (one policy for
+        every split: a repeated qid would train twice without a word)."""
+        where = f'split {self.split!r} of {self._path(self.splits_file)}'
+        if self.split not in splits:
+            raise MMAKeyError(f'split {self.split!r} not in {self._path(self.splits_file)}; '
+                              f'has {sorted(splits)}')
+        qids = [str(q) for q in splits[self.split] or []]
+        if not qids:
+            raise MMAUserError(f'{where} lists no qids: nothing to train or evaluate on; fill it '
+                               'or choose another split (ScienceQADataset(split=...))')
+        repeated = sorted((q for q, n in Counter(qids).items() if n > 1), key=qids.index)
+        if repeated:
+            raise MMAUserError(f'{where} lists {len(repeated)} qids more than once (they would '
+                               f'be used more than once per epoch): {repeated[:10]}; remove the '
+                               'repeats')
+        return qids
 
     def load_data_list(self) -> List[dict]:
         problems = self._load_json(self.problems_file, 'problems file')
-        splits = self._load_json(self.splits_file, 'splits file')
-        if self.split not in splits:
-            raise KeyError(f'split {self.split!r} not in {self._path(self.splits_file)}; '
-                           f'has {sorted(splits)}')
+        split_qids = self._split_qids(self._load_json(self.splits_file, 'splits file'))
         captions = {}
         if self.use_caption:
             captions = self._load_json(self.captions_file, 'captions file')['captions']
-        absent = [str(q) for q in splits[self.split] if str(q) not in problems]
+        absent = [q for q in split_qids if q not in problems]
         if absent:
-            raise KeyError(f'{len(absent)} qids of split {self.split!r} in '
+            raise MMAKeyError(f'{len(absent)} qids of split {self.split!r} in '
                            f'{self._path(self.splits_file)} are not in '
                            f'{self._path(self.problems_file)}: {absent[:10]}')
         data_list = []
-        for qid in splits[self.split]:
-            qid = str(qid)
+        for qid in split_qids:
             p = problems[qid]
             self._check_problem(qid, p)
             prompt, answer = build_prompt(p, self.prompt_format, self.options,

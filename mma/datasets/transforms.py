@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mma.errors import CorruptFileError, MMAUserError
 from mma.registry import TOKENIZERS, TRANSFORMS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,8 +58,8 @@ def read_rgb(path: str, background: Optional[Sequence[int]] = None,
             img.load()  # decode now: a truncated file fails here, not as a half-grey picture
             return to_rgb(img, background)
     except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f'cannot read image {path}{where}: corrupt or truncated '
-                         f'({type(err).__name__}: {err})') from None
+        raise CorruptFileError(f'cannot read image {path}{where}: corrupt or truncated '
+                               f'({type(err).__name__}: {err})') from None
 
 
 @TRANSFORMS.register_module()
@@ -183,14 +184,14 @@ class TokenizeForLaVIN:
         has_image = results.get('img_path') is not None
         qid = results.get('qid', '?')
         if not (results.get('prompt') or '').strip():
-            raise ValueError(f'sample {qid}: empty prompt (question)')
+            raise MMAUserError(f'sample {qid}: empty prompt (question)')
         prompt = self.encode_piece(results['prompt'])
         ans = []
         if self.with_answer:
             answer = results.get('answer')
             if not isinstance(answer, str) or not answer.strip():
-                raise ValueError(f'sample {qid}: empty answer {answer!r}; training needs a target '
-                                 'text (use with_answer=False for prediction)')
+                raise MMAUserError(f'sample {qid}: empty answer {answer!r}; training needs a '
+                                   'target text (use with_answer=False for prediction)')
             ans = self.encode_piece(answer) + [self.tokenizer.eos_id]
         return self._prefix_ids[has_image], prompt, ans, has_image
 

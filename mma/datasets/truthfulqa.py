@@ -1,7 +1,7 @@
 """TruthfulQA multiple choice (``mc_task.json`` of the TruthfulQA repository)."""
-import json
 from typing import List
 
+from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .instruction import instruction
@@ -30,8 +30,7 @@ class TruthfulQADataset(PromptDataset):
         super().__init__(data_root, tokenizer, **kwargs)
 
     def load_records(self) -> List[dict]:
-        with open(self.path(self.ann_file)) as f:
-            rows = json.load(f)
+        rows = read_json(self.path(self.ann_file), 'the TruthfulQA annotation file')
         records = []
         for r in rows:
             c1, l1 = _targets(r['mc1_targets'])

@@ -1,9 +1,9 @@
 """VQAv2 (official question and annotation JSON files, COCO 2014 images)."""
-import json
 import os
 from collections import Counter
 from typing import List, Optional
 
+from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .instruction import instruction
@@ -37,12 +37,11 @@ class VQAv2Dataset(PromptDataset):
         super().__init__(data_root, tokenizer, **kwargs)
 
     def load_records(self) -> List[dict]:
-        with open(self.path(self.question_file)) as f:
-            questions = json.load(f)['questions']
+        questions = read_json(self.path(self.question_file), 'the VQAv2 question file')['questions']
         anns = {}
         if os.path.isfile(self.path(self.annotation_file)):
-            with open(self.path(self.annotation_file)) as f:
-                anns = {a['question_id']: a for a in json.load(f)['annotations']}
+            anns = {a['question_id']: a for a in read_json(
+                self.path(self.annotation_file), 'the VQAv2 annotation file')['annotations']}
         prefix = os.path.basename(self.image_dir.rstrip('/'))
         records = []
         for q in questions:

@@ -13,6 +13,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from mma.errors import CorruptFileError
+
 from .hf_clip import hf_clip_to_open_clip, is_hf_clip
 
 # open_clip's defaults (``open_clip.constants.OPENAI_DATASET_MEAN/STD``), used when a tower's
@@ -105,8 +107,8 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except Exception as err:
-        raise ValueError(f'could not read CLIP weights {path} (expected an open_clip/OpenAI state '
-                         f'dict, .safetensors or OpenAI TorchScript .pt): {err}') from err
+        raise CorruptFileError(f'could not read CLIP weights {path} (expected an open_clip/OpenAI '
+                               f'state dict, .safetensors or OpenAI TorchScript .pt): {err}') from err
     if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict):
         sd = sd['state_dict']
     if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):

@@ -7,6 +7,7 @@ from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
 from .runner import MMARunner, runner_with_model, sync_data_with_model
+from .start_checks import StartChecksHook, lr_trajectory, schedule_warnings
 from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
                              SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper,
                              TrainableOptimWrapperConstructor)
@@ -20,5 +21,6 @@ __all__ = [
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
     'SkipNonFiniteCPUAmpOptimWrapper',
-    'TrainableOptimWrapperConstructor', 'MMARunner', 'runner_with_model', 'sync_data_with_model'
+    'TrainableOptimWrapperConstructor', 'MMARunner', 'runner_with_model', 'sync_data_with_model',
+    'StartChecksHook', 'lr_trajectory', 'schedule_warnings'
 ]

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
 
+from mma.fileio import torch_load
 from mma.registry import STRATEGIES
 
 _FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
@@ -31,10 +32,8 @@ _FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_ori
 
 def load_trusted_local(filename: str, map_location=None):
     """mmengine's local checkpoint loader with ``weights_only=False`` (trusted files only)."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return torch_load(osp.expanduser(filename), 'an mmengine training checkpoint',
+                      map_location=map_location, weights_only=False)
 
 
 def register_trusted_checkpoint_loader() -> None:

@@ -8,6 +8,8 @@ from typing import Iterator, List, Optional, Tuple
 
 from torch import Tensor
 
+from mma.fileio import open_safetensors
+
 from .meta_format import Cast, _mmap_load, _release
 
 # HF name (after ``model.layers.{i}.``) -> Meta name (after ``layers.{i}.``).
@@ -64,8 +66,7 @@ def hf_weight_files(path: str) -> List[str]:
 def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
     """``(key, tensor, memory-mapped)`` for each tensor of one HF weights file."""
     if file.endswith('.safetensors'):
-        from safetensors import safe_open
-        with safe_open(file, framework='pt') as f:
+        with open_safetensors(file, 'a LLaMA weights file (safetensors)') as f:
             for key in f.keys():
                 yield key, f.get_tensor(key), False
     else:

@@ -12,6 +12,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from mma.fileio import torch_load
+
 Cast = Callable[[Tensor], Tensor]
 
 # Meta model-parallel layout (reference doc §7): the dim each shard splits; None = replicated.
@@ -48,7 +50,7 @@ def _shard_dim(key: str, path: str) -> Optional[int]:
 
 
 def _mmap_load(file: str) -> Dict[str, Tensor]:
-    return torch.load(file, map_location='cpu', mmap=True, weights_only=True)
+    return torch_load(file, 'a LLaMA weights file', mmap=True, weights_only=True)
 
 
 def _release(src: Tensor, kept: Tensor) -> None:

@@ -8,6 +8,7 @@ weights folder ships: ``tokenizer.model`` (sentencepiece) or ``tokenizer.json`` 
 import os
 from typing import List, Optional, Sequence
 
+from mma.fileio import reading
 from mma.registry import TOKENIZERS
 
 
@@ -31,7 +32,8 @@ class SentencePieceTokenizer:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f'tokenizer model file not found: {model_path}')
         self.model_path = model_path
-        self.sp = spm.SentencePieceProcessor(model_file=model_path)
+        with reading(model_path, 'a SentencePiece tokenizer model (tokenizer.model)'):
+            self.sp = spm.SentencePieceProcessor(model_file=model_path)
         self.bos_id, self.eos_id, self.pad_id = self.sp.bos_id(), self.sp.eos_id(), self.sp.pad_id()
 
     @property

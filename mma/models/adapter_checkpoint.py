@@ -31,6 +31,7 @@ from typing import Dict, Iterable, Optional, Set, Union
 import torch
 from torch import Tensor, nn
 
+from mma.fileio import load_safetensors, torch_load
 
 _SLOT = {'attn': ('adapter_attn', 'ln_1'), 'mlp': ('adapter_ffn', 'ln_2')}
 _PART = {'conv_A': 'down', 'conv_B': 'experts.0', 'conv_D': 'experts.1',
@@ -94,17 +95,20 @@ def _strip_module(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
+_ADAPTER_FILE = 'an adapter checkpoint (mma, mmengine or LaVIN)'
+
+
 def _torch_load(path: str):
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
-            return torch.load(path, map_location='cpu', weights_only=True)
+            return torch_load(path, _ADAPTER_FILE, weights_only=True)
         except pickle.UnpicklingError:
             pass
     # mmengine checkpoints pickle message-hub objects (HistoryBuffer, numpy): as mmengine's own
     # load_checkpoint does, read the file the config names with full unpickling.
     warnings.warn(f'{path}: not loadable with weights_only=True; unpickling it fully (only load '
                   'checkpoints you trust)')
-    return torch.load(path, map_location='cpu', weights_only=False)
+    return torch_load(path, _ADAPTER_FILE, weights_only=False)
 
 
 def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
@@ -112,8 +116,7 @@ def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'adapter checkpoint not found: {path}')
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        obj = load_file(path)
+        obj = load_safetensors(path, _ADAPTER_FILE)
     else:
         obj = _torch_load(path)
     if isinstance(obj, dict):

@@ -150,3 +150,74 @@ def test_unknown_prompt_format(copy, tok):
     with pytest.raises(ValueError, match=r"prompt format 'QZM-A': input part must use each of "
                        r'the letters QCMLE'):
         build(copy, tok, prompt_format='QZM-A')
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('choices', 'abc', r'field "choices" must be a list of strings, got str \'abc\''),
+    ('choices', ['red', 3], r'an empty or non-string choice in field "choices": \[\'red\', 3\]'),
+    ('answer', True, r'answer True is not the index of one of its \d choices \(field "answer" '
+                     r'must be an int in 0..\d, got bool\)'),
+    ('answer', 1.0, r'answer 1.0 is not the index .*got float'),
+])
+def test_choices_and_answer_types(copy, tok, field, value, message):
+    """A string of choices would train on its characters as options, ``answer: true`` as 1."""
+    edit_problems(copy, lambda p: p['1'].update({field: value}))
+    with pytest.raises(ValueError, match=r'problems.json: problem 1:? .*' + message):
+        build(copy, tok)
+
+
+def test_qid_listed_twice_is_refused(copy, tok):
+    path = os.path.join(copy, 'pid_splits.json')
+    splits = json.load(open(path))
+    splits['train'] += splits['train'][2:4]
+    json.dump(splits, open(path, 'w'))
+    with pytest.raises(ValueError, match=rf"split 'train' of {path} lists 2 qids more than once "
+                       rf".*: \['{splits['train'][2]}', '{splits['train'][3]}'\]; remove the "
+                       'repeats'):
+        build(copy, tok)
+    build(copy, tok, split='val')  # the other splits are fine
+
+
+def test_empty_split_is_named(copy, tok):
+    path = os.path.join(copy, 'pid_splits.json')
+    splits = json.load(open(path))
+    splits['train'] = []
+    json.dump(splits, open(path, 'w'))
+    with pytest.raises(ValueError, match=rf"split 'train' of {path} lists no qids: nothing to "
+                       'train or evaluate on'):
+        build(copy, tok)
+
+
+@pytest.mark.parametrize('encoding', ['utf-16', 'latin-1'])
+def test_problems_json_in_a_wrong_encoding(copy, tok, encoding):
+    path = os.path.join(copy, 'problems.json')
+    problems = json.load(open(path, encoding='utf-8'))
+    problems['1']['question'] = 'Which café is closest?'
+    with open(path, 'w', encoding=encoding) as f:
+        json.dump(problems, f, ensure_ascii=False)
+    with pytest.raises(ValueError, match=rf'{path} \(the ScienceQA problems file\) is '
+                       r'(not UTF-8 .*\)|UTF-16/UTF-32 encoded); mma reads JSON as UTF-8: '
+                       'convert it'):
+        build(copy, tok)
+    with open(path, 'w', encoding='utf-8') as f:  # the same text as UTF-8 reads back exactly
+        json.dump(problems, f, ensure_ascii=False)
+    ds = build(copy, tok)
+    assert any('Which café is closest?' in ds.get_data_info(i)['prompt'] for i in range(len(ds)))
+
+
+def test_overlong_skips_name_the_qids(sqa, tok, monkeypatch):
+    import mma.datasets.base as base
+    calls = []
+    monkeypatch.setattr(base, 'print_log', lambda msg, **kw: calls.append(msg))
+    full = build(sqa['data_root'], tok)
+    lens = {full.get_data_info(i)['qid']: n for i, n in enumerate(full.lengths)}
+    max_len = sorted(lens.values())[len(lens) // 2]
+    over = [q for q, n in lens.items() if n > max_len]
+    ds = ScienceQADataset(sqa['data_root'], split='train', pipeline=[
+        pipeline(tok)[0], dict(pipeline(tok)[1], max_len=max_len, overlong='skip')])
+    assert ds.skipped_qids == over and ds.num_skipped == len(over) > 0
+    assert f'{len(over)} skipped {over[:10]}' in calls[-1]
+    assert 'WORK_DIR/overlong_samples.txt' in calls[-1]
+    with pytest.raises(ValueError, match=r'all \d+ samples exceed max_len=5 and were skipped'):
+        ScienceQADataset(sqa['data_root'], split='train', pipeline=[
+            pipeline(tok)[0], dict(pipeline(tok)[1], max_len=5, overlong='skip')])

@@ -193,7 +193,7 @@ def test_train_check_validates_without_training(sqa, tmp_path):
                      r'pieces but model.llm .* vocab_size 600', out), out
     assert re.search(rf'FAIL  train_dataloader: DataValidationError: .*1 images cannot be '
                      rf'used:\n  cannot read image {png} \(sample {img_qid}\): corrupt', out), out
-    assert re.search(rf"FAIL  test_dataloader: KeyError: 1 qids of split 'test' in \S+ are not "
+    assert re.search(rf"FAIL  test_dataloader: MMAKeyError: 1 qids of split 'test' in \S+ are not "
                      rf"in \S+problems.json: \['{test_qid}'\]", out), out
-    assert re.search(r'FAIL  test_evaluator: KeyError: .*SQAMetric is not in the mma::metric '
+    assert re.search(r'FAIL  test_evaluator: MMAKeyError: .*SQAMetric is not in the mma::metric '
                      r'registry.* Registered metric types: .*ScienceQAMetric', out), out
