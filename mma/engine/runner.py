@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mma.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mma.errors import MMAUserError
 from mma.registry import RUNNERS
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -73,7 +74,7 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
             elif mine != k:
                 source = ('model.vision is None: a text-only model' if k == 0 else
                           'the vision encoder\'s feature setting (model.vision)')
-                raise ValueError(f'{where}.num_visual_tokens={mine} but the model inserts {k} '
+                raise MMAUserError(f'{where}.num_visual_tokens={mine} but the model inserts {k} '
                                  f'visual tokens per image ({source}); remove the key from the '
                                  'data config so that it follows the model')
     return k
@@ -85,7 +86,7 @@ def _sync_image(t: dict, vision: nn.Module, where: str) -> None:
     if 'size' in t and t['size'] is not None:
         mine = (t['size'], ) * 2 if isinstance(t['size'], int) else tuple(t['size'])
         if mine != size:
-            raise ValueError(f'{where}.size={t["size"]} but the vision encoder takes {size} '
+            raise MMAUserError(f'{where}.size={t["size"]} but the vision encoder takes {size} '
                              'images; remove the key to use the encoder\'s size')
     else:
         t['size'] = list(size)

@@ -8,6 +8,8 @@ preset, then the defaults.
 from dataclasses import dataclass, fields
 from typing import Optional
 
+from mma.errors import MMAUserError
+
 
 @dataclass
 class LLaMAArgs:
@@ -113,7 +115,7 @@ def resolve_args(preset_name: Optional[str], preset: dict, kwargs: dict,
             problems.append(f'FFN width {mine.ffn_hidden_dim} from {src} but {source} gives '
                             f'{theirs.ffn_hidden_dim}')
     if problems:
-        raise ValueError('LLaMA sizes disagree with the checkpoint: ' + '; '.join(problems) +
+        raise MMAUserError('LLaMA sizes disagree with the checkpoint: ' + '; '.join(problems) +
                          '. Sizes come from the checkpoint folder: drop the preset (or the '
                          'keyword), or point checkpoint= at the folder of the intended model.')
     return LLaMAArgs(**merged)
