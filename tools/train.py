@@ -15,9 +15,9 @@ import warnings
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mma.engine.compat import apply_mmengine_fixes, setup_distributed
+from mma.engine import MMARunner
+from mma.engine.compat import allow_unsafe_load_from_cfg, apply_mmengine_fixes, setup_distributed
 from mma.registry import explain_unknown_types
 
 
@@ -95,6 +95,7 @@ def main(argv=None):
     args = parse_args(argv)
     apply_mmengine_fixes()
     cfg = build_cfg(args)
+    allow_unsafe_load_from_cfg(cfg)
     if args.check:
         from mma.engine.preflight import preflight
         ok, lines = preflight(cfg)
@@ -104,7 +105,7 @@ def main(argv=None):
     setup_distributed(cfg, args.launcher)
     check_effective_batch(cfg)
     with explain_unknown_types():
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else MMARunner.from_cfg(cfg)
         runner.train()
 
 

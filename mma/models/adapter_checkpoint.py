@@ -21,11 +21,8 @@ reference                                              mma
 ``adapter_modality_embedding.weight``                  ``modality_embedding.weight``
 =====================================================  ============================================
 """
-import argparse
 import os
-import pickle
 import re
-import warnings
 from typing import Dict, Iterable, Optional, Set, Union
 
 import torch
@@ -95,19 +92,6 @@ def _strip_module(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
-def _torch_load(path: str):
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            return torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            pass
-    # mmengine checkpoints pickle message-hub objects (HistoryBuffer, numpy): as mmengine's own
-    # load_checkpoint does, read the file the config names with full unpickling.
-    warnings.warn(f'{path}: not loadable with weights_only=True; unpickling it fully (only load '
-                  'checkpoints you trust)')
-    return torch.load(path, map_location='cpu', weights_only=False)
-
-
 def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
     """Adapter tensors in mma names from an mma, mmengine or reference LaVIN checkpoint file."""
     if not os.path.isfile(path):
@@ -116,7 +100,8 @@ def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
         from safetensors.torch import load_file
         obj = load_file(path)
     else:
-        obj = _torch_load(path)
+        from mma.engine.compat import load_checkpoint_file  # mma.engine imports this module
+        obj = load_checkpoint_file(path, map_location='cpu')
     if isinstance(obj, dict):
         for field in ('state_dict', 'model'):
             if isinstance(obj.get(field), dict):
