@@ -71,4 +71,6 @@ param_scheduler = [
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=1))
+# A progress line every 50 iterations (1-2 per epoch); the scalars of every logged step also go
+# to WORK_DIR/<timestamp>/vis_data/scalars.json.
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=1, max_keep_ckpts=1))

@@ -10,7 +10,7 @@ import torch
 
 import mma
 from mma.encoders.clip_vit import load_clip_state_dict
-from mma.engine.compat import load_trusted_local
+from mma.engine.compat import load_checkpoint_file
 from mma.errors import CorruptFileError, MMAUserError
 from mma.fileio import load_safetensors, read_json, torch_load
 from mma.llms import SentencePieceTokenizer, save_meta_checkpoint
@@ -88,9 +88,9 @@ def test_truncated_resume_checkpoint(saved):
     path = truncate(saved[0])
     with pytest.raises(CorruptFileError,
                        match=rf'cannot read {path} as an mmengine training checkpoint'):
-        load_trusted_local(path, map_location='cpu')
+        load_checkpoint_file(path, map_location='cpu')
     with pytest.raises(FileNotFoundError, match='an mmengine training checkpoint not found: '):
-        load_trusted_local(saved[0] + '.missing')
+        load_checkpoint_file(saved[0] + '.missing')
 
 
 def test_corrupt_tokenizer(tokenizer_path, tmp_path):

@@ -30,8 +30,8 @@ def main(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config fields, e.g. train_cfg.max_epochs=2')
     args = p.parse_args(argv)
-    run_demo(args.work_dir, args.config, 'quick' if args.quick else 'full',
-             not args.no_text_only, args.cfg_options)
+    return run_demo(args.work_dir, args.config, 'quick' if args.quick else 'full',
+                    not args.no_text_only, args.cfg_options)
 
 
 if __name__ == '__main__':

@@ -35,6 +35,8 @@ def main(argv=None) -> None:
 
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    from mma.engine.compat import allow_unsafe_load_from_cfg
+    allow_unsafe_load_from_cfg(cfg)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     if args.adapter_checkpoint:
         model_cfg['adapter_checkpoint'] = args.adapter_checkpoint

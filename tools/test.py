@@ -82,9 +82,10 @@ def evaluate(args) -> None:
     import mma
     import mma.datasets  # noqa: F401
     import mma.evaluation  # noqa: F401
-    from mma.engine.compat import setup_distributed
+    from mma.engine.compat import allow_unsafe_load_from_cfg, setup_distributed
     from mma.engine import runner_with_model
     from mma.registry import explain_unknown_types
+    allow_unsafe_load_from_cfg(cfg)
     setup_distributed(cfg, args.launcher)
     with explain_unknown_types():
         model = mma.load_model(cfg, args.checkpoint)  # base weights, then the adapters

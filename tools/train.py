@@ -16,12 +16,13 @@ import warnings
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.registry import RUNNERS
 
-from mma.engine.compat import apply_mmengine_fixes, setup_distributed
+from mma.engine import MMARunner
+from mma.engine.compat import allow_unsafe_load_from_cfg, apply_mmengine_fixes, setup_distributed
 from mma.engine.runner import sync_data_with_model
 from mma.errors import MMAUserError, report_user_errors
-from mma.registry import RUNNERS, explain_unknown_types
+from mma.registry import explain_unknown_types
 
 
 def parse_args(argv=None):
@@ -157,6 +158,7 @@ def main(argv=None):
 def train(args) -> None:
     apply_mmengine_fixes()
     cfg = build_cfg(args)
+    allow_unsafe_load_from_cfg(cfg)
     if args.check:
         from mma.engine.preflight import preflight
         ok, lines = preflight(cfg)
@@ -169,7 +171,7 @@ def train(args) -> None:
     check_effective_batch(cfg)
     with explain_unknown_types():
         sync_data_with_model(cfg)  # visual tokens per image follow the model (any runner type)
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else MMARunner.from_cfg(cfg)
         runner.train()
 
 

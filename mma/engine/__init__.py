@@ -1,12 +1,13 @@
 """Engine: token-mean loops, optimiser wrappers, hooks, the mmengine fixes, atomic checkpoint
 saving."""
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write
-from .compat import (CompatFSDPStrategy, apply_mmengine_fixes, cpu_ddp_wrapper_cfg,
-                     init_distributed, register_trusted_checkpoint_loader, setup_distributed)
+from .compat import (CompatFSDPStrategy, allow_unsafe_load, apply_mmengine_fixes,
+                     cpu_ddp_wrapper_cfg, init_distributed, load_checkpoint_file,
+                     register_safe_checkpoint_loader, setup_distributed)
 from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
-from .runner import MMARunner, runner_with_model, sync_data_with_model
+from .runner import MMARunner, quiet_console, runner_with_model, sync_data_with_model
 from .start_checks import StartChecksHook, lr_trajectory, schedule_warnings
 from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
                              SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper,
@@ -14,9 +15,10 @@ from .optim_wrappers import (NonFiniteLossError, SkipNonFiniteAmpOptimWrapper,
 from .visualizer import MMAVisualizer
 
 __all__ = [
-    'AtomicCheckpointHook', 'atomic_write', 'MMAVisualizer',
+    'AtomicCheckpointHook', 'atomic_write', 'MMAVisualizer', 'MMARunner', 'quiet_console',
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
-    'register_trusted_checkpoint_loader', 'setup_distributed', 'PerIterationSeedHook',
+    'register_safe_checkpoint_loader', 'allow_unsafe_load', 'load_checkpoint_file',
+    'setup_distributed', 'PerIterationSeedHook',
     'TrainableCheckpointHook', 'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',

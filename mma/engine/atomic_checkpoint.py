@@ -17,7 +17,9 @@ every state on disk is resumable:
 4. only then are checkpoints beyond ``max_keep_ckpts`` deleted.
 
 A failed save removes its temporary file and re-raises; leftovers of a killed save are removed
-when training starts. Non-local ``out_dir`` back ends (e.g. ``s3://``) fall back to mmengine's
+when training starts. The message hub is stored as plain data, so that the file loads with
+``torch.load(weights_only=True)`` (:func:`mma.engine.compat.plain_message_hub`). Non-local
+``out_dir`` back ends (e.g. ``s3://``) fall back to mmengine's
 behaviour.
 """
 import os
@@ -30,6 +32,8 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from mma.registry import HOOKS
+
+from .compat import plain_message_hub
 
 TMP_PREFIX = '.tmp-'
 
@@ -97,6 +101,11 @@ class AtomicCheckpointHook(CheckpointHook):
     Takes the same arguments (``interval``, ``by_epoch``, ``max_keep_ckpts``, ``save_last``,
     ...); ``configs/_base_/default_runtime.py`` uses it as the ``checkpoint`` default hook.
     """
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # mmengine pickles HistoryBuffer objects: store them as plain data so that the file
+        # loads with torch.load(weights_only=True) (mma.engine.compat, fix 1)
+        plain_message_hub(checkpoint)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)

@@ -1,9 +1,13 @@
 """The mmengine 0.10.x fixes mma needs on torch >= 2.6 and on CPU, in one place.
 
-1. Resume: ``torch.load`` defaults to ``weights_only=True`` and mmengine checkpoints pickle
-   ``HistoryBuffer`` and numpy objects. :func:`register_trusted_checkpoint_loader` makes local
-   paths load with ``weights_only=False`` (covers ``Runner`` and ``FlexibleRunner``). Only load
-   checkpoints you trust this way.
+1. Safe loading: mmengine checkpoints pickle the message hub's ``HistoryBuffer`` objects (numpy
+   arrays inside), which ``torch.load(weights_only=True)`` refuses. mma's checkpoint hook stores
+   them as plain data (:func:`plain_message_hub`, tensors and numbers) and the local checkpoint
+   loader mma registers (:func:`register_safe_checkpoint_loader`, covers ``Runner`` and
+   ``FlexibleRunner``) loads with ``weights_only=True`` and turns them back
+   (:func:`restore_message_hub`). Every file mma writes loads this way; full unpickling (which can
+   run code hidden in the file) only for what the user allows: ``allow_unsafe_load=True`` in the
+   config (``tools/train.py`` and ``tools/test.py`` read it) or :func:`allow_unsafe_load`.
 2. CPU distributed launch: mmengine's ``init_dist`` calls ``torch.cuda.set_device``.
    :func:`init_distributed` initialises the process group itself (gloo on CPU, nccl on CUDA)
    before the Runner is built; the Runner and the strategies skip their own init when a group
@@ -14,12 +18,16 @@
    :class:`~mma.adapters.AdaptedModule` (keeping open_clip's keys) renames; the strategy saves and
    loads the trainable tensors directly (all that mma checkpoints hold) instead.
 """
+import argparse
 import os
 import os.path as osp
+import pickle
 import re
+import warnings
 from datetime import timedelta
-from typing import Optional
+from typing import Optional, Union
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
@@ -27,19 +35,110 @@ from mmengine._strategy import FSDPStrategy
 from mma.fileio import torch_load
 from mma.registry import STRATEGIES
 
+from .runner import MMARunner
+
 _FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
 
 
-def load_trusted_local(filename: str, map_location=None):
-    """mmengine's local checkpoint loader with ``weights_only=False`` (trusted files only)."""
-    return torch_load(osp.expanduser(filename), 'an mmengine training checkpoint',
-                      map_location=map_location, weights_only=False)
+_CHECKPOINT_FILE = 'an mmengine training checkpoint'
+#: Files the user allowed to be unpickled fully (real paths); ``True``: any file.
+_UNSAFE_ALLOWED: Union[bool, set] = set()
+#: Marks a ``HistoryBuffer`` stored as plain data in a checkpoint's message hub.
+_PLAIN_BUFFER = '__mma_history_buffer__'
 
 
-def register_trusted_checkpoint_loader() -> None:
-    """Fix 1: make mmengine load local checkpoints (resume) with ``weights_only=False``."""
+def allow_unsafe_load(files: Union[bool, str, list] = True) -> None:
+    """Allow full unpickling (``weights_only=False``) of ``files`` (a path or a list of paths),
+    or of every checkpoint when ``files`` is True. Only for files you trust: unpickling can run
+    code. ``False`` withdraws every permission."""
+    global _UNSAFE_ALLOWED
+    if isinstance(files, bool):
+        _UNSAFE_ALLOWED = True if files else set()
+        return
+    if _UNSAFE_ALLOWED is not True:
+        _UNSAFE_ALLOWED |= {osp.realpath(f) for f in ([files] if isinstance(files, str)
+                                                      else files)}
+
+
+def allow_unsafe_load_from_cfg(cfg) -> None:
+    """Apply the config's ``allow_unsafe_load`` (True, or the paths of files to trust)."""
+    if cfg.get('allow_unsafe_load'):
+        allow_unsafe_load(cfg.allow_unsafe_load)
+
+
+def load_checkpoint_file(filename: str, map_location=None):
+    """``torch.load`` with ``weights_only=True`` (tensors, numbers, strings, containers and
+    ``argparse.Namespace``, which the original LaVIN code saves); mmengine message hubs come back
+    as mmengine objects. A file that holds other objects is unpickled fully only when the user
+    allowed it (:func:`allow_unsafe_load`); otherwise an ``UnpicklingError`` names the file, what
+    it holds and how to allow it."""
+    filename = osp.expanduser(filename)  # a missing or corrupt file: torch_load names it
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch_load(filename, _CHECKPOINT_FILE, map_location=map_location,
+                             weights_only=True)
+    except pickle.UnpicklingError:
+        if _UNSAFE_ALLOWED is not True and osp.realpath(filename) not in _UNSAFE_ALLOWED:
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+            raise pickle.UnpicklingError(
+                f'{filename}: holds Python objects other than tensors and plain data '
+                f'({", ".join(found[:6]) or "unknown"}), so mma does not load it: unpickling '
+                'can run code hidden in the file. If you trust it, set allow_unsafe_load=True '
+                '(--cfg-options allow_unsafe_load=True) or call '
+                'mma.engine.compat.allow_unsafe_load(path).') from None
+        warnings.warn(f'{filename}: not loadable with weights_only=True; unpickling it fully, '
+                      'as allowed (allow_unsafe_load)')
+        obj = torch_load(filename, _CHECKPOINT_FILE, map_location=map_location,
+                         weights_only=False)
+    return restore_message_hub(obj)
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def plain_message_hub(checkpoint: dict) -> None:
+    """Store ``checkpoint['message_hub']`` as plain data, in place: each ``HistoryBuffer`` as a
+    dict of its history tensors, numpy values as tensors or numbers."""
+    from mmengine.logging import HistoryBuffer
+    hub = checkpoint.get('message_hub')
+    if not isinstance(hub, dict):
+        return
+    scalars = hub.get('log_scalars', {})
+    for key, buf in scalars.items():
+        if isinstance(buf, HistoryBuffer):
+            scalars[key] = {_PLAIN_BUFFER: True, 'max_length': buf.max_length,
+                            'log_history': torch.from_numpy(buf._log_history.copy()),
+                            'count_history': torch.from_numpy(buf._count_history.copy())}
+    hub['runtime_info'] = _plain(hub.get('runtime_info', {}))
+
+
+def restore_message_hub(checkpoint):
+    """Undo :func:`plain_message_hub` on a loaded checkpoint (mmengine resumes from it)."""
+    from mmengine.logging import HistoryBuffer
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint, dict) else None
+    if isinstance(hub, dict):
+        scalars = hub.get('log_scalars', {})
+        for key, buf in scalars.items():
+            if isinstance(buf, dict) and buf.get(_PLAIN_BUFFER):
+                scalars[key] = HistoryBuffer(buf['log_history'].numpy(),
+                                             buf['count_history'].numpy(), buf['max_length'])
+    return checkpoint
+
+
+def register_safe_checkpoint_loader() -> None:
+    """Fix 1: mmengine loads local checkpoints (resume, ``load_from``) with
+    :func:`load_checkpoint_file`."""
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_trusted_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
 
 
 def init_distributed(launcher: str, backend: Optional[str] = None,
@@ -156,4 +255,4 @@ class CompatFSDPStrategy(FSDPStrategy):
 
 def apply_mmengine_fixes() -> None:
     """Apply the process-wide fix (1). Fixes 2 and 3 are used explicitly (launch, config)."""
-    register_trusted_checkpoint_loader()
+    register_safe_checkpoint_loader()

@@ -21,17 +21,14 @@ reference                                              mma
 ``adapter_modality_embedding.weight``                  ``modality_embedding.weight``
 =====================================================  ============================================
 """
-import argparse
 import os
-import pickle
 import re
-import warnings
 from typing import Dict, Iterable, Optional, Set, Union
 
 import torch
 from torch import Tensor, nn
 
-from mma.fileio import load_safetensors, torch_load
+from mma.fileio import load_safetensors
 
 _SLOT = {'attn': ('adapter_attn', 'ln_1'), 'mlp': ('adapter_ffn', 'ln_2')}
 _PART = {'conv_A': 'down', 'conv_B': 'experts.0', 'conv_D': 'experts.1',
@@ -95,30 +92,15 @@ def _strip_module(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
-_ADAPTER_FILE = 'an adapter checkpoint (mma, mmengine or LaVIN)'
-
-
-def _torch_load(path: str):
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            return torch_load(path, _ADAPTER_FILE, weights_only=True)
-        except pickle.UnpicklingError:
-            pass
-    # mmengine checkpoints pickle message-hub objects (HistoryBuffer, numpy): as mmengine's own
-    # load_checkpoint does, read the file the config names with full unpickling.
-    warnings.warn(f'{path}: not loadable with weights_only=True; unpickling it fully (only load '
-                  'checkpoints you trust)')
-    return torch_load(path, _ADAPTER_FILE, weights_only=False)
-
-
 def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
     """Adapter tensors in mma names from an mma, mmengine or reference LaVIN checkpoint file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'adapter checkpoint not found: {path}')
     if path.endswith('.safetensors'):
-        obj = load_safetensors(path, _ADAPTER_FILE)
+        obj = load_safetensors(path, 'an adapter checkpoint (mma, mmengine or LaVIN)')
     else:
-        obj = _torch_load(path)
+        from mma.engine.compat import load_checkpoint_file  # mma.engine imports this module
+        obj = load_checkpoint_file(path, map_location='cpu')
     if isinstance(obj, dict):
         for field in ('state_dict', 'model'):
             if isinstance(obj.get(field), dict):

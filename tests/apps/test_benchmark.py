@@ -54,6 +54,43 @@ def test_reference_code_port_matches_mma_loss_and_gradients(placement):
         torch.testing.assert_close(g_new, g_ref, rtol=1e-4, atol=1e-6)
 
 
+def test_reference_modes_do_the_reference_work():
+    """Both reference modes compute every position up to max_seq_len and run the ViT on one image
+    per sample (a zero image for text-only samples), as the original code does; mma mode pads to
+    the longest sample and encodes the real images only. Equal losses alone would not show this:
+    padding and zero images do not change the loss."""
+    size = sizes()['tiny']
+    model = build(size).eval()
+    batch = make_batch(size, batch_size=4, n_images=2, vocab=model.llm.args.vocab_size)
+    longest = 1 + batch['input_ids'].shape[1] + model.num_visual_tokens
+    assert longest < size.max_seq_len
+    seen = {}
+
+    def record(name):
+        return lambda mod, args: seen.setdefault(name, args[0].detach().clone())
+
+    hooks = [model.vision.tower.conv1.register_forward_pre_hook(record('images')),
+             model.llm.layers[0].attention.wq.register_forward_pre_hook(record('positions'))]
+    try:
+        for name, fn in (('reference', reference_loss), ('reference-code', reference_code_loss),
+                         ('mma', lambda m, b, n: mma_loss(m, b))):
+            seen.clear()
+            with torch.no_grad():
+                fn(model, batch, size.max_seq_len)
+            images, positions = seen['images'], seen['positions'].shape[:2]
+            if name == 'mma':
+                assert positions == (4, longest)
+                torch.testing.assert_close(images, batch['images'])
+                continue
+            assert positions == (4, size.max_seq_len), name
+            assert images.shape[0] == 4, name  # every sample through the ViT ...
+            torch.testing.assert_close(images[:2], batch['images'])
+            assert not images[2:].any(), name  # ... text-only ones as a zero image
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def test_train_benchmark_reports_every_mode():
     res = run_train_benchmark('tiny', steps=1, warmup=0)
     assert set(res) == {'reference-code', 'reference', 'mma'}

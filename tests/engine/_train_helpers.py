@@ -52,4 +52,4 @@ def torchrun(nproc: int, args: list, timeout: int = 300) -> subprocess.Completed
 
 
 def load_state(path: str) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']

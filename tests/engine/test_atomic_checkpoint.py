@@ -42,14 +42,14 @@ def _pointer(wd: str) -> str:
         return f.read()
 
 
-def _start(cfg: str, wd: str, sqa: dict, fault: str, resume: bool) -> tuple:
+def _start(cfg: str, wd: str, sqa: dict, fault: str, resume: bool, extra=()) -> tuple:
     tag = fault.replace(':', '-') or 'end'
     ready = os.path.join(os.path.dirname(wd), f'ready-{tag}')  # outside the work dir
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]), HF_HUB_OFFLINE='1',
                OMP_NUM_THREADS='1', MMA_TEST_FAULT=fault, MMA_TEST_FAULT_READY=ready)
     cmd = [sys.executable, os.path.join(REPO, 'tools', 'train.py'), cfg, '--work-dir', wd]
     cmd += ['--resume'] * resume + ['--cfg-options'] + data_options(sqa) + [
-        f'train_cfg.max_epochs={EPOCHS}']
+        f'train_cfg.max_epochs={EPOCHS}'] + list(extra)
     log = open(os.path.join(os.path.dirname(wd), f'stdout-{tag}.txt'), 'w')
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, ready, log.name
@@ -111,6 +111,42 @@ def test_sigkill_in_training_and_in_a_save_then_resume_is_bitwise(sqa, straight,
     # the killed save's leftover is gone; max_keep_ckpts=1 pruned the older checkpoints
     assert sorted(f for f in os.listdir(wd) if f.endswith('.pth') or f.startswith('.')) == [
         f'epoch_{EPOCHS}.pth']
+
+
+def test_sigkill_mid_epoch_then_resume_with_dropout_is_bitwise(sqa, tmp_path):
+    """Checkpoints every 2 iterations (3 per epoch): the run is killed after iteration 5, its
+    last checkpoint is iter_4.pth, taken after the first batch of epoch 2. Resuming must skip
+    that batch and draw the dropout masks the uninterrupted run drew (per-iteration seeding)."""
+    cfg = tmp_path / 'tiny_mid_epoch.py'
+    cfg.write_text(
+        f'_base_ = [{TINY_CFG!r}]\n'
+        "custom_imports = dict(imports=['_fault_injection'], allow_failed_imports=False)\n"
+        "default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2, max_keep_ckpts=5))\n"
+        "custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook'),\n"
+        "                dict(type='StopAtIterHook')]\n")
+    dropout = ['model.llm_adapter.dropout=0.3', 'model.vit_adapter.dropout=0.3']
+    last = f'iter_{3 * EPOCHS}.pth'
+    runs = {}
+    for name in ('straight', 'killed'):
+        os.makedirs(tmp_path / name / 'w')
+        runs[name] = str(tmp_path / name / 'w')
+    proc, _, log = _start(str(cfg), runs['straight'], sqa, '', resume=False, extra=dropout)
+    assert proc.wait(180) == 0, open(log).read()[-4000:]
+
+    wd = runs['killed']
+    proc, ready, log = _start(str(cfg), wd, sqa, 'iter:5', resume=False, extra=dropout)
+    _kill_when_ready(proc, ready, log)
+    assert _pointer(wd) == os.path.join(wd, 'iter_4.pth') and not os.path.exists(
+        os.path.join(wd, last))
+    proc, _, log = _start(str(cfg), wd, sqa, '', resume=True, extra=dropout)
+    assert proc.wait(180) == 0, open(log).read()[-4000:]
+    assert 'resumed epoch: 1, iter: 4' in open(log).read()  # mid-epoch: epoch 2 had begun
+    a = load_state(os.path.join(runs['straight'], last))
+    b = load_state(os.path.join(wd, last))
+    four = load_state(os.path.join(wd, 'iter_4.pth'))
+    assert a.keys() == b.keys() and len(a) > 0
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], four[k]) for k in a)  # iterations 5-9 trained
 
 
 def test_failed_save_keeps_previous_checkpoint_and_pointer(sqa, straight, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Partition invariance: one optimiser step gives the same adapter weights however the global
-batch of 4 is split (1 x 4, 1 x 2 x accumulation 2, 2 gloo processes x 2)."""
+batch of 4 is split (1 x 4, 1 x 2 x accumulation 2, 2 gloo processes x 2), with the epoch-based
+and with the iteration-based token-mean loop."""
 import os
 import sys
 
@@ -40,15 +41,29 @@ def setup(tmp_path_factory):
     return root, sqa, str(cfg)
 
 
-def _run(setup, name, opts, nproc=1):
-    root, sqa, cfg = setup
+def _run(setup, name, opts, nproc=1, checkpoint='epoch_1.pth', cfg=None):
+    root, sqa, one_step = setup
     wd = str(root / name)
-    args = [cfg, '--work-dir', wd, '--cfg-options'] + data_options(sqa) + opts
+    args = [cfg or one_step, '--work-dir', wd, '--cfg-options'] + data_options(sqa) + opts
     if nproc == 1:
         train_in_process(args)
     else:
         torchrun(nproc, args)
-    return load_state(os.path.join(wd, 'epoch_1.pth'))
+    return load_state(os.path.join(wd, checkpoint))
+
+
+def _iter_based(setup, name: str, loop: str) -> dict:
+    """Two iterations of batch 2 with accumulation 2 (one optimiser step) with ``loop``."""
+    root, _, one_step = setup
+    cfg = root / 'one_step_iter.py'
+    cfg.write_text(f"_base_ = ['{one_step}']\n"
+                   "train_cfg = dict(_delete_=True, type='TokenMeanIterBasedTrainLoop', "
+                   "max_iters=2)\n"
+                   "default_hooks = dict(checkpoint=dict(by_epoch=False))\n"
+                   "log_processor = dict(_delete_=True, by_epoch=False)\n")
+    opts = ['train_dataloader.batch_size=2', 'optim_wrapper.accumulative_counts=2',
+            f'train_cfg.type={loop}']
+    return _run(setup, name, opts, checkpoint='iter_2.pth', cfg=str(cfg))
 
 
 def test_partition_invariance(setup):
@@ -71,6 +86,11 @@ def test_partition_invariance(setup):
     assert rel_err(c) < 1e-5
     # mmengine's default loop (per-micro-batch token mean) depends on the split
     assert rel_err(naive) > 1e-3
+    # the iteration-based loop: the same step as the epoch-based one; mmengine's is not
+    d = _iter_based(setup, 'iter', 'TokenMeanIterBasedTrainLoop')
+    naive_iter = _iter_based(setup, 'naive_iter', 'IterBasedTrainLoop')
+    assert rel_err(d) < 1e-5
+    assert rel_err(naive_iter) > 1e-3
 
 
 def test_windows_follow_the_optim_wrapper_including_a_short_last_one():

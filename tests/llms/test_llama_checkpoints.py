@@ -155,12 +155,19 @@ def test_hf_permutation_inverse_and_ffn_args():
 
 # ---------------------------------------------------------------------------------------------
 # HF format against transformers' own LLaMA
+# Not transformers' defaults (1e-6, 10000): a loader that ignores either gives other logits.
+# The eps is not small against the embeddings' mean square (~4e-4 at init std 0.02).
+RMS_NORM_EPS, ROPE_THETA = 1e-4, 50.0
+
+
 def _hf_model(n_kv_heads=2, tie=False):
     transformers = pytest.importorskip('transformers')
     cfg = transformers.LlamaConfig(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=n_kv_heads, rms_norm_eps=1e-6,
+        num_attention_heads=4, num_key_value_heads=n_kv_heads, rms_norm_eps=RMS_NORM_EPS,
+        rope_parameters=dict(rope_type='default', rope_theta=ROPE_THETA),
         max_position_embeddings=128, tie_word_embeddings=tie)
+    assert cfg.rope_parameters['rope_theta'] == ROPE_THETA
     torch.manual_seed(1)
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():
@@ -186,16 +193,30 @@ def _write_sharded_bin(hf, path):
         json.dump({'metadata': {}, 'weight_map': weight_map}, f)
 
 
-@pytest.mark.parametrize('layout', ['safetensors', 'sharded_bin'])
+def _as_transformers4_config(path) -> None:
+    """Rewrite ``config.json`` as transformers 4.x wrote it (the form of downloaded folders):
+    top-level ``rope_theta`` and ``rope_scaling`` instead of ``rope_parameters``."""
+    with open(os.path.join(path, 'config.json')) as f:
+        cfg = json.load(f)
+    rope = cfg.pop('rope_parameters')
+    cfg.update(rope_theta=rope['rope_theta'], rope_scaling=None)
+    with open(os.path.join(path, 'config.json'), 'w') as f:
+        json.dump(cfg, f)
+
+
+@pytest.mark.parametrize('layout', ['safetensors', 'sharded_bin', 'transformers4_config'])
 def test_hf_logits_match_transformers(tmp_path, layout):
     hf = _hf_model()
-    if layout == 'safetensors':
+    if layout == 'sharded_bin':
+        _write_sharded_bin(hf, str(tmp_path))
+    else:
         hf.save_pretrained(tmp_path)
         assert any(f.endswith('.safetensors') for f in os.listdir(tmp_path))
-    else:
-        _write_sharded_bin(hf, str(tmp_path))
+    if layout == 'transformers4_config':
+        _as_transformers4_config(str(tmp_path))
     model = build_llama_from_folder(str(tmp_path)).eval()
     assert (model.args.n_kv_heads, model.args.ffn_hidden_dim) == (2, 176)
+    assert (model.args.norm_eps, model.args.rope_theta) == (RMS_NORM_EPS, ROPE_THETA)
     ids = torch.randint(0, VOCAB, (2, 12))
     with torch.no_grad():
         expected = hf(ids).logits

@@ -5,6 +5,7 @@ mma's converter, so a wrong mapping in either shows up as different logits.
 """
 import argparse
 import os
+import pickle
 import runpy
 
 import pytest
@@ -135,15 +136,25 @@ def test_own_and_mmengine_checkpoints(tmp_path):
     load_adapter_checkpoint(dst, str(tmp_path / 'own.pth'))
     for k, v in src.trainable_state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
-    # An mmengine checkpoint: full state dict (base weights are ignored) + pickled message hub.
+    # An mmengine checkpoint not written by mma's hooks: full state dict (base weights are
+    # ignored) + pickled message hub. Refused (unpickling can run code) unless allowed.
+    from mma.engine.compat import allow_unsafe_load
     dst = mma.build_model(tiny_lavin_cfg(vocab_size=300))
     router = dst.llm.layers[0].adapter_attn.router.linear.weight
     hub = HistoryBuffer()
     hub.update(1.0)
+    path = str(tmp_path / 'epoch_1.pth')
     torch.save({'meta': {'epoch': 1}, 'state_dict': src.state_dict(),
-                'message_hub': {'log': hub}}, tmp_path / 'epoch_1.pth')
-    with pytest.warns(UserWarning, match='weights_only'):
-        load_adapter_checkpoint(dst, str(tmp_path / 'epoch_1.pth'))
+                'message_hub': {'log': hub}}, path)
+    with pytest.raises(pickle.UnpicklingError, match=r'epoch_1.pth: holds Python objects .*'
+                       r'HistoryBuffer.*allow_unsafe_load=True'):
+        load_adapter_checkpoint(dst, path)
+    allow_unsafe_load(path)
+    try:
+        with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+            load_adapter_checkpoint(dst, path)
+    finally:
+        allow_unsafe_load(False)
     assert dst.llm.layers[0].adapter_attn.router.linear.weight is router  # filled in place
     for k, v in src.trainable_state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k

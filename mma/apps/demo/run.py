@@ -1,5 +1,6 @@
 """The CPU demo end to end: assets (data, tokenizer, pretrained tiny backbones), LaVIN training
 with the mmengine Runner, ScienceQA evaluation with the metric table."""
+import glob
 import json
 import os
 import time
@@ -138,8 +139,7 @@ def chance_levels(data_root: str, split: str = 'test') -> Dict[str, float]:
 
 def train_and_test(cfg: Config, work_dir: str, cfg_options: Optional[dict] = None) -> Dict:
     """Train with the Runner, then evaluate the trained model on the test split."""
-    from mma.engine.runner import MMARunner
-
+    from mma.engine import MMARunner
     from mma.engine.compat import apply_mmengine_fixes
     apply_mmengine_fixes()
     cfg = Config(cfg.to_dict())  # a copy: the Runner mutates its config
@@ -187,4 +187,19 @@ def run_demo(work_dir: str = 'work_dirs/lavin_tiny_demo', config: str = DEFAULT_
     ch = out['chance']
     log(f'chance (uniform guess): Avg {ch["Avg"]:.2f}, IMG {ch["IMG"]:.2f}, TXT {ch["TXT"]:.2f} '
         f'(options per question: {", ".join(f"{k} {len(v)}" for k, v in CHOICES.items())})')
+    log(files_summary(work_dir, [name for name, _ in runs]))
     return out
+
+
+def files_summary(work_dir: str, runs) -> str:
+    """Where the demo's files went: per run the adapter checkpoint, predictions, metrics and
+    the full log (the console shows progress only)."""
+    lines = [f'files in {work_dir}:', '  assets/  data set, tokenizer, pretrained backbones']
+    for name in runs:
+        run_dir = os.path.join(work_dir, name)
+        with open(os.path.join(run_dir, 'last_checkpoint')) as f:
+            ckpt = os.path.relpath(f.read().strip(), work_dir)
+        logs = sorted(glob.glob(os.path.join(run_dir, '*', '*.log')))
+        lines.append(f'  {name}/  checkpoint {ckpt}, predictions.json, demo_metrics.json, '
+                     f'full log {os.path.relpath(logs[-1], work_dir) if logs else "-"}')
+    return '\n'.join(lines)
