@@ -10,8 +10,9 @@ from mmengine.config import Config
 from .pretrain import pretrain_llm, pretrain_vit, problem_sequences, problem_texts
 from .synthetic import CHOICES, write_synthetic_scienceqa
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'configs', 'lavin_tiny_demo.py')
+# mma/apps/demo/run.py -> the repository root
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))), 'configs', 'lavin_tiny_demo.py')
 
 #: Sizes of the synthetic data and pretraining; ``quick`` is for tests.
 SETTINGS = {
