@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mma
-from mma.encoders.clip_vit import load_clip_state_dict
+from mma.encoders import load_clip_state_dict
 from mma.engine.compat import load_checkpoint_file
 from mma.errors import CorruptFileError, MMAUserError
 from mma.fileio import load_safetensors, read_json, torch_load

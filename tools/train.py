@@ -16,13 +16,12 @@ import warnings
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
 
 from mma.engine import MMARunner
 from mma.engine.compat import allow_unsafe_load_from_cfg, apply_mmengine_fixes, setup_distributed
 from mma.engine.runner import sync_data_with_model
 from mma.errors import MMAUserError, report_user_errors
-from mma.registry import explain_unknown_types
+from mma.registry import RUNNERS, explain_unknown_types
 
 
 def parse_args(argv=None):

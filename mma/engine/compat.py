@@ -32,10 +32,9 @@ import torch
 import torch.distributed as dist
 from mmengine._strategy import FSDPStrategy
 
+from mma.errors import CorruptFileError
 from mma.fileio import torch_load
 from mma.registry import STRATEGIES
-
-from .runner import MMARunner
 
 _FSDP_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
 
@@ -66,7 +65,7 @@ def allow_unsafe_load_from_cfg(cfg) -> None:
         allow_unsafe_load(cfg.allow_unsafe_load)
 
 
-def load_checkpoint_file(filename: str, map_location=None):
+def load_checkpoint_file(filename: str, map_location=None, what: str = _CHECKPOINT_FILE):
     """``torch.load`` with ``weights_only=True`` (tensors, numbers, strings, containers and
     ``argparse.Namespace``, which the original LaVIN code saves); mmengine message hubs come back
     as mmengine objects. A file that holds other objects is unpickled fully only when the user
@@ -75,11 +74,15 @@ def load_checkpoint_file(filename: str, map_location=None):
     filename = osp.expanduser(filename)  # a missing or corrupt file: torch_load names it
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch_load(filename, _CHECKPOINT_FILE, map_location=map_location,
-                             weights_only=True)
+            obj = torch_load(filename, what, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         if _UNSAFE_ALLOWED is not True and osp.realpath(filename) not in _UNSAFE_ALLOWED:
-            found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+            try:
+                found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+            except Exception as err:  # noqa: BLE001  (not even a pickle: a corrupt file)
+                raise CorruptFileError(
+                    f'cannot read {filename} as {what} ({type(err).__name__}: {err}): the file '
+                    'is truncated, corrupt or not such a file') from None
             raise pickle.UnpicklingError(
                 f'{filename}: holds Python objects other than tensors and plain data '
                 f'({", ".join(found[:6]) or "unknown"}), so mma does not load it: unpickling '
@@ -88,8 +91,7 @@ def load_checkpoint_file(filename: str, map_location=None):
                 'mma.engine.compat.allow_unsafe_load(path).') from None
         warnings.warn(f'{filename}: not loadable with weights_only=True; unpickling it fully, '
                       'as allowed (allow_unsafe_load)')
-        obj = torch_load(filename, _CHECKPOINT_FILE, map_location=map_location,
-                         weights_only=False)
+        obj = torch_load(filename, what, map_location=map_location, weights_only=False)
     return restore_message_hub(obj)
 
 

@@ -217,6 +217,10 @@ class LLaMA(LLMBackbone):
         self.norm = RMSNorm(a.dim, a.norm_eps)
         self.output = nn.Linear(a.dim, a.vocab_size, bias=False)
         if a.tie_embeddings:
+            # one matrix is both embedding and head: nn.Embedding's N(0, 1) would give logits of
+            # scale sqrt(dim) (an initial loss of ~100 on the tiny demo); std 0.02 as HF's
+            # Qwen2/LLaMA init. Only random weights see this: checkpoints load over it.
+            nn.init.normal_(self.tok_embeddings.weight, std=0.02)
             self.output.weight = self.tok_embeddings.weight
         if compile is not None:
             self.compile_blocks(**compile)

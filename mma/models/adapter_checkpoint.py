@@ -100,7 +100,8 @@ def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
         obj = load_safetensors(path, 'an adapter checkpoint (mma, mmengine or LaVIN)')
     else:
         from mma.engine.compat import load_checkpoint_file  # mma.engine imports this module
-        obj = load_checkpoint_file(path, map_location='cpu')
+        obj = load_checkpoint_file(path, map_location='cpu',
+                                   what='an adapter checkpoint (mma, mmengine or LaVIN)')
     if isinstance(obj, dict):
         for field in ('state_dict', 'model'):
             if isinstance(obj.get(field), dict):
@@ -139,8 +140,9 @@ def check_adapter_keys(keys: Iterable[str], trainable: Set[str], where: str = 'c
     parts = []
     if unexpected:
         parts.append(f'{len(unexpected)} unexpected keys that are no trainable tensor of the '
-                     'model (mma checkpoints hold trainable tensors only, base weights come from '
-                     f'the model\'s own files; a checkpoint of another config?): {unexpected[:10]}')
+                     'model (frozen or base weights, or tensors of another config: mma checkpoints '
+                     'hold trainable tensors only, base weights come from the model\'s own files): '
+                     f'{unexpected[:10]}')
     if missing:
         parts.append(f'{len(missing)} missing adapter tensors of the model: {missing[:10]}')
     raise KeyError(f'{where} does not match the model: ' + '; '.join(parts))

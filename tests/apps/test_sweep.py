@@ -80,15 +80,13 @@ def test_config_changes_against_the_preset():
     assert config_changes(os.path.join(ABL, 'lavin_7b_sqa_no-router.py')) == [
         'model.llm_adapter.router=<removed>', 'model.llm_adapter.type=RepAdapter',
         'model.vit_adapter.router=<removed>', 'model.vit_adapter.type=RepAdapter']
+    # (the data pipeline's visual tokens follow the model: the ablation does not restate them)
     assert config_changes(os.path.join(ABL, 'lavin_7b_sqa_tokens3.py')) == [
-        'model.vision.feature_every=8', 'train_dataloader.dataset.pipeline.1.num_visual_tokens=3',
-        'test_dataloader.dataset.pipeline.1.num_visual_tokens=3']
+        'model.vision.feature_every=8']
     # a config over another ablation is compared with the preset at the top
     assert config_changes(os.path.join(ABL, 'lavin_13b_sqa_text-only_no-router.py')) == [
         'model.llm_adapter.router=<removed>', 'model.llm_adapter.type=RepAdapter',
-        'model.vision=None', 'model.vit_adapter=None',
-        'train_dataloader.dataset.pipeline.1.num_visual_tokens=0',
-        'test_dataloader.dataset.pipeline.1.num_visual_tokens=0']
+        'model.vision=None', 'model.vit_adapter=None']
 
 
 def test_commands_per_launcher(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mma.engine import MMARunner
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _train_helpers import TINY_CFG, data_options, train_in_process  # noqa
@@ -53,7 +53,7 @@ def test_corrupt_image_stops_before_the_first_step(sqa, tmp_path, split):
     cfg = Config.fromfile(TINY_CFG)
     opts = dict(o.split('=', 1) for o in data_options(dict(sqa, data_root=root)))
     cfg.merge_from_dict(dict(opts, work_dir=str(tmp_path / 'w')))
-    runner = Runner.from_cfg(cfg)
+    runner = MMARunner.from_cfg(cfg)  # the configs' runner_type
     with pytest.raises(DataValidationError, match=rf'{split}_dataloader.dataset: 2 images cannot '
                        rf'be used:\n  cannot read image {bad[0]} \(sample \d+\).*\n  cannot read '
                        rf'image {bad[1]} '):

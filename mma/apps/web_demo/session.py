@@ -6,6 +6,7 @@ optional image, a text-only switch) into the batch the evaluation builds for a S
 own ``generation_cfg`` (what ``tools/test.py`` uses: KV cache, stop rules) and streams the answer.
 Everything a user can get wrong comes back as a message (:class:`DemoError`), never a traceback.
 """
+import copy
 import os
 import queue
 import threading
@@ -69,12 +70,16 @@ class WebDemo:
             raise DemoError('the model config has no tokenizer (model.tokenizer): the demo '
                             'cannot turn generated ids into text')
         self.model = model
+        if cfg is not None:  # the data pipeline takes the model's visual tokens and image size
+            from mma.engine.runner import sync_data_with_model
+            cfg = copy.deepcopy(cfg)
+            sync_data_with_model(cfg, model)
         dataset = ((cfg or {}).get('test_dataloader') or {}).get('dataset') or {}
         self.prompt_format = dataset.get('prompt_format', 'QCM-A')
         self.options: Sequence[str] = dataset.get('options') or DEFAULT_OPTIONS
         pipeline = [TRANSFORMS.build(dict(t)) for t in dataset.get('pipeline') or []]
         if not any(isinstance(t, TokenizeForLaVIN) for t in pipeline):
-            pipeline = [TokenizeForLaVIN(model.tokenizer, max_len=model.llm.args.max_seq_len,
+            pipeline = [TokenizeForLaVIN(model.tokenizer, max_len=model.llm.max_seq_len,
                                          num_visual_tokens=model.num_visual_tokens,
                                          with_answer=False)]
             if model.vision is not None:
@@ -133,7 +138,7 @@ class WebDemo:
                                 'file.') from None
         results = dict(qid='web demo', prompt=prompt, img_path=image if use_image else None)
         positions, drop, _ = self.tokenize.measure(results)
-        limit = self.model.llm.args.max_seq_len
+        limit = self.model.llm.max_seq_len
         if drop != 0 or positions + new > limit:
             raise DemoError(
                 f'The prompt is too long: it takes {positions} positions (text'

@@ -115,7 +115,7 @@ def test_plot_routing_from_a_trained_checkpoint(runs, tmp_path):
     from mma.engine import MMARunner
     cfg.work_dir = str(tmp_path / 'runner')
     cfg.visualizer = None
-    ref = MMARunner.from_cfg(cfg)  # the configs' runner_type.model
+    ref = MMARunner.from_cfg(cfg).model  # the configs' runner_type
     ref.init_weights()
     untrained = router_weights(ref)
     ref.load_state_dict(read_adapter_state_dict(ckpt), strict=False)

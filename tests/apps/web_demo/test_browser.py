@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, image_path
+from .conftest import REPO, image_path
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ('chromium', 'chromium-browser'))
                  if p), None)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from conftest import image_path
+from .conftest import image_path
 
 from mma.apps.web_demo import DemoError, WebDemo, load_web_demo, router_chart_html
 
