@@ -67,22 +67,15 @@ HF_FIELDS = [('dim', 32, 64), ('n_layers', 4, 3), ('n_heads', 2, 4), ('n_kv_head
              ('vocab_size', 32000, 300)]
 
 
-@pytest.mark.parametrize('field,wrong,right', META_FIELDS)
-def test_meta_keyword_that_disagrees_names_field_values_and_file(meta_folder, field, wrong, right):
+@pytest.mark.parametrize('layout,field,wrong,right',
+                         [('meta', *f) for f in META_FIELDS] + [('hf', *f) for f in HF_FIELDS])
+def test_keyword_that_disagrees_names_field_values_and_file(request, layout, field, wrong, right):
+    folder = request.getfixturevalue(f'{layout}_folder')
     with pytest.raises(ValueError) as err:
-        _on_meta(checkpoint=meta_folder, **{field: wrong})
+        _on_meta(checkpoint=folder, **{field: wrong})
     msg = str(err.value)
     assert f'keyword {field}={wrong!r}' in msg and f'{field}={right!r}' in msg, msg
-    assert 'params.json' in msg and meta_folder in msg
-
-
-@pytest.mark.parametrize('field,wrong,right', HF_FIELDS)
-def test_hf_keyword_that_disagrees_names_field_values_and_file(hf_folder, field, wrong, right):
-    with pytest.raises(ValueError) as err:
-        _on_meta(checkpoint=hf_folder, **{field: wrong})
-    msg = str(err.value)
-    assert f'keyword {field}={wrong!r}' in msg and f'{field}={right!r}' in msg, msg
-    assert 'config.json' in msg and hf_folder in msg
+    assert {'meta': 'params.json', 'hf': 'config.json'}[layout] in msg and folder in msg
 
 
 def test_ffn_width_that_disagrees(meta_folder, hf_folder):
