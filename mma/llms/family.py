@@ -43,12 +43,15 @@ class LLMFamily:
         layer_keys: HF layer key (after ``model.layers.{i}.``) -> mma key (after
             ``layers.{i}.``), or a :data:`Split` for a fused tensor.
         presets: Preset name -> LLaMAArgs fields, sizes stated explicitly (``intermediate_size``).
+        tokenizer_file: The tokenizer file to take from a folder that ships several (default:
+            ``tokenizer.model`` before ``tokenizer.json``).
     """
     name: str
     model_types: Tuple[str, ...]
     read_hf_config: Callable[[dict, str], dict]
     layer_keys: Dict[str, Union[str, Split]] = field(default_factory=lambda: LLAMA_LAYER_KEYS)
     presets: Dict[str, dict] = field(default_factory=dict)
+    tokenizer_file: Optional[str] = None
 
 
 #: Registered families by name, and every family's presets by preset name.

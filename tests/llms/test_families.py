@@ -107,3 +107,15 @@ def test_a_registered_family_reads_its_model_type():
     finally:
         FAMILIES.pop('test-family')
         LLAMA_PRESETS.pop('test-tiny')
+
+
+@pytest.mark.parametrize('model_type,expected', [('phi3', 'tokenizer.json'),
+                                                 ('llama', 'tokenizer.model')])
+def test_folder_with_both_tokenizers_gives_the_familys(tmp_path, model_type, expected):
+    """Phi-3 ships a tokenizer.model without its chat tokens: the family names tokenizer.json;
+    LLaMA-2 HF folders ship both, and keep the sentencepiece model."""
+    from mma.llms.tokenizer import find_tokenizer_file
+    (tmp_path / 'config.json').write_text(json.dumps(dict(PHI3, model_type=model_type)))
+    for name in ('tokenizer.model', 'tokenizer.json'):
+        (tmp_path / name).write_text('')
+    assert find_tokenizer_file(str(tmp_path)) == str(tmp_path / expected)

@@ -2,7 +2,8 @@
 into ``qkv_proj`` and gate/up into ``gate_up_proj``, split into mma's ``wq/wk/wv`` and ``w1/w3``
 on loading. The 128k folders' ``longrope`` scaling and Phi-3.5/4's partial rotary embedding are
 refused; the 4k folders' 2047-token sliding window caps ``max_seq_len`` (shorter sequences attend
-exactly as with full causal attention)."""
+exactly as with full causal attention). The folder's ``tokenizer.json`` is its tokenizer: the
+``tokenizer.model`` next to it lacks the chat tokens (32,000 pieces for 32,064 embedding rows)."""
 from ..family import LLAMA_LAYER_KEYS, LLMFamily, read_llama_like, register_family
 
 
@@ -32,4 +33,4 @@ PRESETS = {
 
 FAMILY = register_family(LLMFamily(name='phi3', model_types=('phi3', ),
                                    read_hf_config=read_hf_config, layer_keys=LAYER_KEYS,
-                                   presets=PRESETS))
+                                   presets=PRESETS, tokenizer_file='tokenizer.json'))
