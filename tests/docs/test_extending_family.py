@@ -5,14 +5,16 @@ import re
 import subprocess
 import sys
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-DOC = os.path.join(REPO, 'docs', 'extending.md')
-BLOCK = re.compile(r'```python\n# family file: (\S+)\n(.*?)```', re.S)
+from test_extending import DOC, REPO
+
+# the family section marks its files '# family file:' (the other examples' '# file:' blocks are
+# tests/docs/test_extending.py's)
+FAMILY_BLOCK = re.compile(r'```python\n# family file: (\S+)\n(.*?)```', re.S)
 
 
 def family_files() -> dict:
     with open(DOC) as f:
-        return {path: code for path, code in BLOCK.findall(f.read())}
+        return dict(FAMILY_BLOCK.findall(f.read()))
 
 
 def test_family_example_checks_and_builds(tmp_path):

@@ -1,6 +1,7 @@
 """LLaMA-2, LLaMA-3.1 (llama3 RoPE scaling, tied embeddings), Mistral, Qwen2.5 (qkv bias, tied) and
-Phi-3 (fused qkv_proj / gate_up_proj, a sliding window): transformers' own models saved in the HF layout load into mma with no size given and give the same
-logits; the Meta layout of LLaMA-2/3 too; cached decoding and merged adapters hold for each."""
+Phi-3 (fused qkv_proj / gate_up_proj, a sliding window): transformers' own models saved in the HF
+layout load into mma with no size given and give the same logits; the Meta layout of LLaMA-2/3
+too; cached decoding and merged adapters hold for each."""
 import json
 import os
 
@@ -29,7 +30,8 @@ FAMILIES = {
     'mistral': ('MistralConfig', 'MistralForCausalLM', dict(rope_theta=1e6, sliding_window=None)),
     'qwen2.5': ('Qwen2Config', 'Qwen2ForCausalLM', dict(rope_theta=1e6, tie_word_embeddings=True)),
     # a window longer than the test sequences (as Phi-3-mini-4k's 2047 is than LaVIN's 512)
-    'phi3': ('Phi3Config', 'Phi3ForCausalLM', dict(sliding_window=48, pad_token_id=0)),
+    'phi3': ('Phi3Config', 'Phi3ForCausalLM', dict(sliding_window=48, pad_token_id=0, bos_token_id=1,
+                                                 eos_token_id=2)),
 }
 
 

@@ -12,7 +12,8 @@ def read_hf_config(cfg: dict, path: str) -> dict:
     return read_llama_like(cfg, path, 'Phi-3')
 
 
-_FUSED = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'mlp.gate_proj', 'mlp.up_proj')
+_FUSED = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'mlp.gate_proj',
+          'mlp.up_proj')
 LAYER_KEYS = dict({k: v for k, v in LLAMA_LAYER_KEYS.items() if not k.startswith(_FUSED)}, **{
     # (B, T, D) @ qkv_proj.T -> [q (n_heads * Dh) | k (n_kv_heads * Dh) | v (n_kv_heads * Dh)]
     'self_attn.qkv_proj.weight': (('attention.wq.weight', 'q'), ('attention.wk.weight', 'kv'),
