@@ -30,8 +30,8 @@ FAMILIES = {
     'mistral': ('MistralConfig', 'MistralForCausalLM', dict(rope_theta=1e6, sliding_window=None)),
     'qwen2.5': ('Qwen2Config', 'Qwen2ForCausalLM', dict(rope_theta=1e6, tie_word_embeddings=True)),
     # a window longer than the test sequences (as Phi-3-mini-4k's 2047 is than LaVIN's 512)
-    'phi3': ('Phi3Config', 'Phi3ForCausalLM', dict(sliding_window=48, pad_token_id=0, bos_token_id=1,
-                                                 eos_token_id=2)),
+    'phi3': ('Phi3Config', 'Phi3ForCausalLM',
+             dict(sliding_window=48, pad_token_id=0, bos_token_id=1, eos_token_id=2)),
 }
 
 
