@@ -10,7 +10,7 @@ import torch
 
 import mma
 from mma.encoders import load_clip_state_dict
-from mma.engine.compat import load_checkpoint_file
+from mma.checkpoint_file import load_checkpoint_file
 from mma.errors import CorruptFileError, MMAUserError
 from mma.fileio import load_safetensors, read_json, torch_load
 from mma.llms import SentencePieceTokenizer, save_meta_checkpoint
@@ -84,7 +84,7 @@ def test_truncated_adapter_checkpoint(saved):
 
 
 def test_truncated_resume_checkpoint(saved):
-    """mmengine's resume reads through this loader (mma.engine.compat)."""
+    """mmengine's resume reads through this loader (mma.checkpoint_file)."""
     path = truncate(saved[0])
     with pytest.raises(CorruptFileError,
                        match=rf'cannot read {path} as an mmengine training checkpoint'):

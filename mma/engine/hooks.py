@@ -10,7 +10,8 @@ from mmengine.model import is_model_wrapper
 from mma.models.adapter_checkpoint import check_adapter_keys
 from mma.registry import HOOKS
 
-_WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
+#: Name parts that model wrappers (FSDP, activation checkpointing, torch.compile) insert.
+WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
 
 
 def _unwrap(model):
@@ -23,7 +24,7 @@ def _is_fsdp(model) -> bool:
 
 def trainable_keys(model) -> Set[str]:
     """Names of the model's trainable (saved) tensors, wrapper prefixes removed."""
-    return {_WRAPPER_PARTS.sub('', n) for n in _unwrap(model).trainable_names()}
+    return {WRAPPER_PARTS.sub('', n) for n in _unwrap(model).trainable_names()}
 
 
 @HOOKS.register_module()

@@ -10,6 +10,7 @@ import runpy
 
 import pytest
 import torch
+from mmengine.config import Config
 
 import mma
 from mma.llms.checkpoints import meta_params, save_meta_checkpoint
@@ -102,8 +103,10 @@ def test_converted_reference_checkpoint_reproduces_logits(tmp_path, capsys, rout
     assert 'module.backbone.visual.transformer.resblocks.1.adapter_attn.conv_A.bias' in ref
 
     out = str(tmp_path / 'adapters.safetensors')
+    cfg_file = str(tmp_path / 'model_cfg.py')
+    Config(dict(model=cfg)).dump(cfg_file)
     tool = runpy.run_path(os.path.join(ROOT, 'tools', 'convert_lavin_checkpoint.py'))
-    tool['main']([ref_path, out])
+    tool['main']([ref_path, out, '--config', cfg_file])
     assert f'{len(ref)} tensors' in capsys.readouterr().out
 
     llama_dir, clip = _base_files(exported, tmp_path)
@@ -138,7 +141,6 @@ def test_own_and_mmengine_checkpoints(tmp_path):
         assert torch.equal(dst.state_dict()[k], v), k
     # An mmengine checkpoint not written by mma's hooks: full state dict (base weights are
     # ignored) + pickled message hub. Refused (unpickling can run code) unless allowed.
-    from mma.engine.compat import allow_unsafe_load
     dst = mma.build_model(tiny_lavin_cfg(vocab_size=300))
     router = dst.llm.layers[0].adapter_attn.router.linear.weight
     hub = HistoryBuffer()
@@ -149,12 +151,10 @@ def test_own_and_mmengine_checkpoints(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match=r'epoch_1.pth: holds Python objects .*'
                        r'HistoryBuffer.*allow_unsafe_load=True'):
         load_adapter_checkpoint(dst, path)
-    allow_unsafe_load(path)
-    try:
-        with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
-            load_adapter_checkpoint(dst, path)
-    finally:
-        allow_unsafe_load(False)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        load_adapter_checkpoint(dst, path, allow_unsafe=[path])
+    with pytest.raises(pickle.UnpicklingError, match='allow_unsafe_load=True'):  # per call
+        load_adapter_checkpoint(dst, path, allow_unsafe=[str(tmp_path / 'other.pth')])
     assert dst.llm.layers[0].adapter_attn.router.linear.weight is router  # filled in place
     for k, v in src.trainable_state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
@@ -175,7 +175,10 @@ def test_adapter_checkpoint_errors(tmp_path):
     with pytest.raises(KeyError, match=r"bad.pth: 2 keys are not part of the reference LaVIN "
                        r"checkpoint layout: \['layers.0.adapter_attn.conv_X.weight', "
                        r"'prefix_query.weight'\]"):
-        read_adapter_state_dict(str(tmp_path / 'bad.pth'))
+        read_adapter_state_dict(str(tmp_path / 'bad.pth'), model)
+    with pytest.raises(ValueError, match='checkpoint-0.pth is a checkpoint of the original LaVIN '
+                       'code: .* pass the model'):
+        read_adapter_state_dict(ref_path)
     # Unknown mma keys are listed (a 4-layer adapter checkpoint into a 2-layer model).
     own = dict(model.trainable_state_dict())
     own['llm.layers.3.adapter_attn.down.weight'] = torch.zeros(8, 64)

@@ -18,7 +18,7 @@ from mmengine.config import Config
 from torch import Tensor, nn
 
 import mma
-from mma.engine.compat import apply_mmengine_fixes
+from mma.engine.mmengine_fixes import apply_mmengine_fixes
 from mma.engine.preflight import preflight
 from mma.encoders.base import VisionEncoder
 from mma.llms.base import KVCache, LLMBackbone

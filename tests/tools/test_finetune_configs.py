@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mma.engine import MMARunner
 from PIL import Image
 
-from mma.engine.compat import apply_mmengine_fixes
+from mma.engine.mmengine_fixes import apply_mmengine_fixes
 from mma.testing import tiny_lavin_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -140,7 +140,7 @@ def chance_levels(data_root: str, split: str = 'test') -> Dict[str, float]:
 def train_and_test(cfg: Config, work_dir: str, cfg_options: Optional[dict] = None) -> Dict:
     """Train with the Runner, then evaluate the trained model on the test split."""
     from mma.engine import MMARunner
-    from mma.engine.compat import apply_mmengine_fixes
+    from mma.engine.mmengine_fixes import apply_mmengine_fixes
     apply_mmengine_fixes()
     cfg = Config(cfg.to_dict())  # a copy: the Runner mutates its config
     if cfg_options:
