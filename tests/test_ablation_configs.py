@@ -159,7 +159,7 @@ def test_text_only_model_treats_image_samples_as_text(tmp_path):
 
     from mma.datasets import mma_collate
     from mma.registry import DATASETS
-    from mma.testing import make_tiny_scienceqa
+    from mma.toy import make_tiny_scienceqa
     sqa = make_tiny_scienceqa(str(tmp_path / 'sqa'))
     cfg = Config.fromfile(os.path.join(ABLATIONS, 'tiny', 'lavin_tiny_demo_text-only.py'))
     cfg.merge_from_dict({'model.llm.checkpoint': None,

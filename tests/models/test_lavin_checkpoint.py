@@ -15,7 +15,7 @@ from mmengine.config import Config
 import mma
 from mma.llms.checkpoints import meta_params, save_meta_checkpoint
 from mma.models import load_adapter_checkpoint, read_adapter_state_dict
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -25,7 +25,7 @@ from mma.llms.base import KVCache, LLMBackbone
 from mma.models.merge import adapter_names, merge_lavin
 from mma.registry import ENCODERS, LLMS, RUNNERS
 from mma.slots import AdapterSlot, base_state_dict
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 

@@ -55,7 +55,7 @@ def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,
     """
     from mma.llms import build_tokenizer
     from mma.llms.checkpoints import check_tokenizer_vocab
-    from mma.testing import HF_TOKENIZER_STYLES, train_hf_tokenizer, train_tokenizer
+    from mma.toy import HF_TOKENIZER_STYLES, train_hf_tokenizer, train_tokenizer
     spec = dict(SETTINGS[setting], seed=seed, llm=dict(cfg.llm_params),
                 vision=dict(cfg.vision_cfg), prompt_format=cfg.prompt_format,
                 tokenizer=os.path.basename(cfg.tokenizer_path))
