@@ -1,7 +1,7 @@
 """Reference LaVIN checkpoints -> mma: conversion tool, ``adapter_checkpoint`` config field, errors.
 
-The exporter below is written from the documented reference layout (reference doc §7), not from
-mma's converter, so a wrong mapping in either shows up as different logits.
+The exporter below is written from the reference layout (the names of the original
+lavin/model.py and lavin/mm_adaptation.py; docs/weights.md), not from mma's converter, so a wrong mapping in either shows up as different logits.
 """
 import argparse
 import os
@@ -93,7 +93,7 @@ def test_converted_reference_checkpoint_reproduces_logits(tmp_path, capsys, rout
     ref_path = str(tmp_path / 'checkpoint-19.pth')
     ref = export_reference_checkpoint(exported, ref_path)
     d = 64
-    if router:  # the documented shapes (reference doc §7)
+    if router:  # the shapes the original code saves
         assert ref['module.layers.0.adapter_attn.conv_A.weight'].shape == (8, d, 1)
         assert ref['module.layers.1.adapter_attn.conv_D.weight'].shape == (d, 4, 1)
         assert ref['module.layers.0.adapter_attn.expert_weights.weight'].shape == (2, d)
