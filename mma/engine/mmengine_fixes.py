@@ -10,8 +10,6 @@
 Fix 1 is applied by a tool for its run (:func:`apply_mmengine_fixes`); fixes 2 and 3 are used
 explicitly (launch, config).
 """
-import functools
-
 from mma.checkpoint_file import AllowUnsafe, load_checkpoint_file
 
 
@@ -20,8 +18,11 @@ def register_safe_checkpoint_loader(allow_unsafe: AllowUnsafe = False) -> None:
     only the files ``allow_unsafe`` names (True: any). Each call replaces the previous loader, so
     a run's permission is the one its tool passed, never one left by an earlier run."""
     from mmengine.runner import CheckpointLoader
-    loader = functools.partial(load_checkpoint_file, allow_unsafe=allow_unsafe)
-    CheckpointLoader.register_scheme(prefixes='', force=True)(loader)
+
+    def load_local_checkpoint(filename: str, map_location=None):  # mmengine logs the __name__
+        return load_checkpoint_file(filename, map_location, allow_unsafe=allow_unsafe)
+
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
 
 
 def apply_mmengine_fixes(allow_unsafe: AllowUnsafe = False) -> None:

@@ -155,6 +155,14 @@ def test_own_and_mmengine_checkpoints(tmp_path):
         load_adapter_checkpoint(dst, path, allow_unsafe=[path])
     with pytest.raises(pickle.UnpicklingError, match='allow_unsafe_load=True'):  # per call
         load_adapter_checkpoint(dst, path, allow_unsafe=[str(tmp_path / 'other.pth')])
+    # mma.load_model takes the permission from the config (as tools/test.py runs it)
+    cfg = dict(model=tiny_lavin_cfg(vocab_size=300))
+    with pytest.raises(pickle.UnpicklingError, match='epoch_1.pth: holds Python objects'):
+        mma.load_model(cfg, path)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        loaded = mma.load_model(dict(cfg, allow_unsafe_load=[path]), path)
+    for k, v in src.trainable_state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
     assert dst.llm.layers[0].adapter_attn.router.linear.weight is router  # filled in place
     for k, v in src.trainable_state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
@@ -179,6 +187,12 @@ def test_adapter_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match='checkpoint-0.pth is a checkpoint of the original LaVIN '
                        'code: .* pass the model'):
         read_adapter_state_dict(ref_path)
+    # A reference checkpoint of a deeper model: its extra blocks have no slot here.
+    torch.save({'model': dict(ref, **{'layers.5.adapter_attn.conv_A.bias': torch.zeros(8)})},
+               tmp_path / 'deep.pth')
+    with pytest.raises(KeyError, match=r"deep.pth: 1 keys of the reference LaVIN checkpoint are "
+                       r"for blocks the model has no adapter slot in .*'layers.5.adapter_attn"):
+        load_adapter_checkpoint(model, str(tmp_path / 'deep.pth'))
     # Unknown mma keys are listed (a 4-layer adapter checkpoint into a 2-layer model).
     own = dict(model.trainable_state_dict())
     own['llm.layers.3.adapter_attn.down.weight'] = torch.zeros(8, 64)
