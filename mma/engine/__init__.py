@@ -1,7 +1,6 @@
 """Engine: token-mean loops, optimiser wrappers, hooks, the mmengine fixes, atomic checkpoint
 saving."""
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write
-from mma.checkpoint_file import load_checkpoint_file
 from .distributed import cpu_ddp_wrapper_cfg, init_distributed, setup_distributed
 from .fsdp import CompatFSDPStrategy
 from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
@@ -18,7 +17,7 @@ from .visualizer import MMAVisualizer
 __all__ = [
     'AtomicCheckpointHook', 'atomic_write', 'MMAVisualizer', 'MMARunner', 'quiet_console',
     'CompatFSDPStrategy', 'apply_mmengine_fixes', 'cpu_ddp_wrapper_cfg', 'init_distributed',
-    'register_safe_checkpoint_loader', 'load_checkpoint_file',
+    'register_safe_checkpoint_loader',
     'setup_distributed', 'PerIterationSeedHook',
     'TrainableCheckpointHook', 'VocabCheckHook', 'trainable_keys', 'TokenMeanEpochBasedTrainLoop',
     'TokenMeanIterBasedTrainLoop', 'loss_factor', 'token_mean_batches', 'window_length',
