@@ -12,7 +12,7 @@ import mma
 from mma.llms import LLaMA, save_meta_checkpoint
 from mma.llms.checkpoints import meta_params
 from mma.models.merge import merge_lavin
-from mma.testing import TINY_VISION_CFG
+from mma.toy import TINY_VISION_CFG
 
 transformers = pytest.importorskip('transformers')
 from test_llama_checkpoints import _write_sharded_bin  # noqa: E402
