@@ -1,0 +1,143 @@
+"""Writing a merged mma model as a transformers folder (see docs/export.md).
+
+The text merge (or a text-only model) becomes a causal LM of its family's architecture, or
+``LlamaForCausalLM`` with bias flags (:mod:`mma.export.llm`); the image merge of a LLaVA-layout
+model becomes ``LlavaForConditionalGeneration`` (:mod:`mma.export.llava`). The HF model is built on
+the meta device and given the exported tensors (no second copy of the weights), then written by
+transformers' own ``save_pretrained``. Tokenizer files and ``generation_config.json`` are copied
+from the folder of the LLM's base weights or the tokenizer's, or written from mma's tokenizer.
+"""
+import json
+import os
+import shutil
+from typing import Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from mma.errors import MMAUserError
+
+from .llava import check_llava, llava_hf_config, llava_state_dict
+from .llm import llm_hf_config, llm_hf_state_dict
+
+#: Tokenizer files copied next to the weights when the source folder has them.
+TOKENIZER_FILES = ('tokenizer.model', 'tokenizer.json', 'tokenizer_config.json',
+                   'special_tokens_map.json', 'added_tokens.json', 'generation_config.json')
+
+
+def hf_model(config: dict, state_dict: Dict[str, Tensor]) -> nn.Module:
+    """The transformers model of ``config`` (a ``config.json`` dict) holding ``state_dict``
+    (strict: every key of the architecture and no other)."""
+    import transformers
+    cfg = dict(config)
+    arch = cfg.pop('architectures')[0]
+    config = transformers.AutoConfig.for_model(cfg.pop('model_type'), **cfg)
+    config.architectures = [arch]
+    with torch.device('meta'):
+        model = getattr(transformers, arch)(config)
+    model.load_state_dict({k: v.contiguous() for k, v in state_dict.items()}, strict=True,
+                          assign=True)
+    return model.eval()
+
+
+def _tokenizer(model: nn.Module):
+    """mma's tokenizer of a LaVIN model (None for a bare LLM or when its file is missing)."""
+    if getattr(model, 'llm', model) is model:
+        return None
+    try:
+        return model.tokenizer
+    except FileNotFoundError:
+        return None
+
+
+def _tokenizer_sources(model: nn.Module) -> List[str]:
+    dirs = []
+    path = getattr(getattr(model, 'llm', model), 'weights_path', None)
+    if path and os.path.isdir(path):
+        dirs.append(path)
+    tok_path = getattr(_tokenizer(model), 'model_path', None)
+    if tok_path:
+        dirs.append(os.path.dirname(os.path.abspath(tok_path)))
+    return dirs
+
+
+def copy_tokenizer_files(model: nn.Module, out: str) -> List[str]:
+    """Copy :data:`TOKENIZER_FILES` from the LLM's weights folder, else the tokenizer's folder
+    (a file of the first folder that has it); returns the names copied."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        for folder in _tokenizer_sources(model):
+            src = os.path.join(folder, name)
+            if os.path.isfile(src):
+                shutil.copyfile(src, os.path.join(out, name))
+                copied.append(name)
+                break
+    tok_path = getattr(_tokenizer(model), 'model_path', None)
+    if tok_path and not copied and os.path.basename(tok_path) != 'tokenizer.model':
+        shutil.copyfile(tok_path, os.path.join(out, 'tokenizer.model'))  # a renamed SP file
+        copied.append('tokenizer.model')
+    return copied
+
+
+def write_generation_config(model: nn.Module, out: str, config: dict,
+                            suppress: Optional[List[int]] = None) -> None:
+    """Keep the copied ``generation_config.json`` or write one from mma's BOS/EOS ids (the
+    tokenizer's, else the config's); ``suppress``: token ids never to generate."""
+    path = os.path.join(out, 'generation_config.json')
+    gen = {}
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            gen = json.load(f)
+    else:
+        tok = _tokenizer(model)
+        text = config.get('text_config', config)
+        for field in ('bos', 'eos', 'pad'):
+            value = getattr(tok, f'{field}_id', None)
+            value = text.get(f'{field}_token_id') if value is None or value < 0 else value
+            if value is not None:
+                gen[f'{field}_token_id'] = value
+    if suppress:
+        gen['suppress_tokens'] = sorted(set(gen.get('suppress_tokens') or []) | set(suppress))
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(gen, f, indent=2)
+
+
+def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Optional[str] = None,
+              max_shard_size: str = '5GB') -> str:
+    """Write a merged mma model as a transformers folder.
+
+    Args:
+        model: A model from ``mma.load_model(config, checkpoint, merge=...)`` (a LaVIN merged for
+            one modality), or a bare mma LLM.
+        out: Output folder (created).
+        modality: The modality ``model`` was merged for: ``'text'`` writes the LLM alone as a
+            causal LM, ``'image'`` the whole model as ``LlavaForConditionalGeneration``.
+        family: The LLM family to export as (default: the base weights folder's, see
+            :func:`mma.export.llm.llm_family`).
+        max_shard_size: Passed to ``save_pretrained``.
+
+    Returns:
+        The architecture written (``'LlamaForCausalLM'``, ``'LlavaForConditionalGeneration'``...).
+
+    Raises:
+        MMAUserError: the model is not merged, or its layout has no transformers counterpart
+            (the message names why).
+    """
+    llm = getattr(model, 'llm', model)
+    if modality not in ('text', 'image'):
+        raise MMAUserError(f"export: modality {modality!r}: expected 'text' or 'image'")
+    arch, config = llm_hf_config(llm, family)
+    sd = llm_hf_state_dict(llm, family)
+    suppress = None
+    if modality == 'image':
+        check_llava(model)
+        config = llava_hf_config(model, config)
+        sd = llava_state_dict(model, sd)
+        suppress = [config['image_token_id']]
+    hf = hf_model(config, sd)
+    os.makedirs(out, exist_ok=True)
+    hf.save_pretrained(out, max_shard_size=max_shard_size)
+    if model is not llm:
+        copy_tokenizer_files(model, out)
+    write_generation_config(model, out, config, suppress)
+    return config['architectures'][0]
