@@ -72,11 +72,35 @@ def copy_tokenizer_files(model: nn.Module, out: str) -> List[str]:
                 shutil.copyfile(src, os.path.join(out, name))
                 copied.append(name)
                 break
-    tok_path = getattr(_tokenizer(model), 'model_path', None)
+    tok = _tokenizer(model)
+    tok_path = getattr(tok, 'model_path', None)
     if tok_path and not copied and os.path.basename(tok_path) != 'tokenizer.model':
         shutil.copyfile(tok_path, os.path.join(out, 'tokenizer.model'))  # a renamed SP file
         copied.append('tokenizer.model')
+    sp = getattr(tok, 'sp', None)
+    if 'tokenizer.model' in copied and 'tokenizer_config.json' not in copied and sp is not None:
+        # a Meta folder's bare tokenizer.model: transformers reads it as LLaMA's tokenizer
+        # (BOS added, as mma's prompts have it) once told the class and the special pieces
+        pieces = {f'{k}_token': sp.id_to_piece(i) for k, i in
+                  (('bos', sp.bos_id()), ('eos', sp.eos_id()), ('unk', sp.unk_id())) if i >= 0}
+        with open(os.path.join(out, 'tokenizer_config.json'), 'w', encoding='utf-8') as f:
+            json.dump(dict(tokenizer_class='LlamaTokenizer', add_bos_token=True,
+                           add_eos_token=False, **pieces), f, indent=2)
+        copied.append('tokenizer_config.json')
     return copied
+
+
+def write_image_processor(model: nn.Module, out: str) -> None:
+    """``preprocessor_config.json``: CLIP's image processor at the tower's size and
+    normalisation (resize the short side, centre crop)."""
+    h, w = model.vision.image_size
+    cfg = dict(image_processor_type='CLIPImageProcessor', do_resize=True,
+               size=dict(shortest_edge=min(h, w)), resample=3, do_center_crop=True,
+               crop_size=dict(height=h, width=w), do_rescale=True, rescale_factor=1 / 255,
+               do_normalize=True, image_mean=list(model.vision.image_mean),
+               image_std=list(model.vision.image_std), do_convert_rgb=True)
+    with open(os.path.join(out, 'preprocessor_config.json'), 'w', encoding='utf-8') as f:
+        json.dump(cfg, f, indent=2)
 
 
 def write_generation_config(model: nn.Module, out: str, config: dict,
@@ -140,4 +164,6 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
     if model is not llm:
         copy_tokenizer_files(model, out)
     write_generation_config(model, out, config, suppress)
+    if modality == 'image':
+        write_image_processor(model, out)
     return config['architectures'][0]
