@@ -10,6 +10,7 @@ from the folder of the LLM's base weights or the tokenizer's, or written from mm
 import json
 import os
 import shutil
+import warnings
 from typing import Dict, List, Optional
 
 import torch
@@ -126,6 +127,33 @@ def write_generation_config(model: nn.Module, out: str, config: dict,
         json.dump(gen, f, indent=2)
 
 
+def write_llava_processor(out: str, config: dict) -> bool:
+    """Add ``<image>`` to the folder's tokenizer (at ``config['image_token_id']``) and write a
+    ``LlavaProcessor`` (prompt text with ``<image>`` -> ids with one placeholder per patch).
+    Returns False, with a warning, when the folder has no tokenizer transformers reads."""
+    import transformers
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(out)
+    except (OSError, ValueError, TypeError) as err:
+        warnings.warn(f'export: no LlavaProcessor written ({out} has no tokenizer transformers '
+                      f'reads: {err}); prompts then need image_token_id '
+                      f'{config["image_token_id"]} themselves')
+        return False
+    tok.add_tokens(['<image>'], special_tokens=True)
+    got = tok.convert_tokens_to_ids('<image>')
+    if got != config['image_token_id']:
+        raise MMAUserError(f'export: the tokenizer of {out} gives <image> the id {got}, the '
+                           f'model expects {config["image_token_id"]} (is mma\'s tokenizer '
+                           'the one in the base weights folder?)')
+    processor = transformers.LlavaProcessor(
+        image_processor=transformers.AutoImageProcessor.from_pretrained(out), tokenizer=tok,
+        patch_size=config['vision_config']['patch_size'],
+        vision_feature_select_strategy=config['vision_feature_select_strategy'],
+        image_token='<image>', num_additional_image_tokens=1)  # CLIP's class token
+    processor.save_pretrained(out)
+    return True
+
+
 def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Optional[str] = None,
               max_shard_size: str = '5GB') -> str:
     """Write a merged mma model as a transformers folder.
@@ -155,9 +183,14 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
     suppress = None
     if modality == 'image':
         check_llava(model)
-        config = llava_hf_config(model, config)
-        sd = llava_state_dict(model, sd)
-        suppress = [config['image_token_id']]
+        tok = _tokenizer(model)
+        image_id = tok.vocab_size if tok is not None else llm.vocab_size  # a new token's id
+        if image_id > llm.vocab_size:
+            raise MMAUserError(f'export: the tokenizer has {image_id} tokens, the LLM '
+                               f'{llm.vocab_size} embedding rows')
+        config = llava_hf_config(model, config, image_id)
+        sd = llava_state_dict(model, sd, config['text_config']['vocab_size'])
+        suppress = [image_id]
     hf = hf_model(config, sd)
     os.makedirs(out, exist_ok=True)
     hf.save_pretrained(out, max_shard_size=max_shard_size)
@@ -166,4 +199,5 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
     write_generation_config(model, out, config, suppress)
     if modality == 'image':
         write_image_processor(model, out)
+        write_llava_processor(out, config)
     return config['architectures'][0]

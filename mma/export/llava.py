@@ -10,8 +10,10 @@ which route each image token by itself and so stay in a merged model).
 
 The tower's weights are open_clip's; :mod:`mma.encoders.hf_clip` reads HF CLIP into them and
 :func:`open_clip_to_hf_clip` is its inverse. The placeholder is a new token appended to the
-vocabulary (id = the LLM's vocabulary size): its embedding row is never read (the image features
-replace it) and its output row is zero; ``generation_config.json`` suppresses it.
+vocabulary (id = the tokenizer's size, a new embedding row when that is the LLM's vocabulary
+size): its embedding row is never read (the image features replace it); ``generation_config.json``
+suppresses it. The folder's tokenizer gains ``<image>`` at that id and a ``LlavaProcessor`` is
+written with it (:mod:`mma.export.folder`).
 """
 from typing import Dict, List
 
@@ -108,13 +110,14 @@ def _act(tower: nn.Module) -> str:
     raise MMAUserError(f'export: ViT activation {act} has no HF CLIP counterpart')
 
 
-def llava_hf_config(model: nn.Module, text_config: dict) -> dict:
-    """``LlavaConfig`` fields for a model that passed :func:`llava_problems`."""
+def llava_hf_config(model: nn.Module, text_config: dict, image_token_id: int) -> dict:
+    """``LlavaConfig`` fields for a model that passed :func:`llava_problems`; the vocabulary
+    grows to hold ``image_token_id`` if it is past the LLM's rows."""
     vision, tower = model.vision, model.vision.tower
     width = tower.transformer.width
     blocks = tower.transformer.resblocks
     n = len(blocks)
-    vocab = text_config['vocab_size'] + 1  # + the image placeholder
+    vocab = max(text_config['vocab_size'], image_token_id + 1)
     vision_config = dict(
         model_type='clip_vision_model', hidden_size=width,
         intermediate_size=blocks[0].mlp.c_fc.out_features, num_hidden_layers=n,
@@ -124,7 +127,7 @@ def llava_hf_config(model: nn.Module, text_config: dict) -> dict:
         projection_dim=tower.proj.shape[1] if tower.proj is not None else width)
     return dict(model_type='llava', architectures=['LlavaForConditionalGeneration'],
                 vision_config=vision_config, text_config=dict(text_config, vocab_size=vocab),
-                image_token_id=vocab - 1, projector_hidden_act='gelu',
+                image_token_id=image_token_id, projector_hidden_act='gelu',
                 # hidden_states[0] is the embedding, [i + 1] block i's output
                 vision_feature_layer=vision.out_indices[0] - n,
                 vision_feature_select_strategy='default', multimodal_projector_bias=True,
@@ -132,12 +135,15 @@ def llava_hf_config(model: nn.Module, text_config: dict) -> dict:
                     text_config.get('tie_word_embeddings', False)))
 
 
-def llava_state_dict(model: nn.Module, llm_sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """The Llava state dict from the LLM's (``model.*`` / ``lm_head.weight`` keys)."""
+def llava_state_dict(model: nn.Module, llm_sd: Dict[str, Tensor],
+                     vocab_size: int) -> Dict[str, Tensor]:
+    """The Llava state dict from the LLM's (``model.*`` / ``lm_head.weight`` keys), embedding
+    and output grown to ``vocab_size`` rows with zeros (the placeholder's)."""
     sd = {}
     for key, value in llm_sd.items():
-        if key in ('model.embed_tokens.weight', 'lm_head.weight'):  # a row for the placeholder
-            value = torch.cat([value, value.new_zeros(1, value.shape[1])], dim=0)
+        extra = vocab_size - value.shape[0]
+        if key in ('model.embed_tokens.weight', 'lm_head.weight') and extra > 0:
+            value = torch.cat([value, value.new_zeros(extra, value.shape[1])], dim=0)
         sd[key.replace('model.', 'model.language_model.', 1) if key.startswith('model.')
            else key] = value
     for key, value in open_clip_to_hf_clip(model.vision.tower.state_dict()).items():

@@ -123,8 +123,8 @@ def test_dropping_a_folded_bias_breaks_equality(hf_folders, tmp_path, monkeypatc
     assert (logits - _text_logits(merged, ids)).abs().max() > 1e-3
 
 
-def _llava_lavin(vit_adapter='RepAdapter'):
-    cfg = tiny_lavin_cfg(vocab_size=VOCAB, router=True, placement='attn',
+def _llava_lavin(vit_adapter='RepAdapter', vocab=VOCAB):
+    cfg = tiny_lavin_cfg(vocab_size=vocab, router=True, placement='attn',
                          llm=dict(preset='tiny-gqa'))
     cfg['vit_adapter'] = dict(type=vit_adapter, hidden_dim=8, groups=2, dropout=0.0)
     cfg['vit_adapter_placement'] = 'block'
@@ -134,9 +134,11 @@ def _llava_lavin(vit_adapter='RepAdapter'):
     return _trained_looking(mma.build_model(cfg))
 
 
-def test_llava_export_equals_merged_model(tmp_path):
+def test_llava_export_equals_merged_model(tmp_path, tokenizer):
     torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fast path: ~1e-6
-    merged = merge_lavin(_llava_lavin(), 'image')
+    vocab = tokenizer.vocab_size
+    merged = merge_lavin(_llava_lavin(vocab=vocab), 'image')
+    merged.tokenizer = tokenizer
     assert llava_problems(merged) == []
     assert export_hf(merged, str(tmp_path), 'image') == 'LlavaForConditionalGeneration'
     hf = transformers.LlavaForConditionalGeneration.from_pretrained(str(tmp_path)).eval()
@@ -144,7 +146,7 @@ def test_llava_export_equals_merged_model(tmp_path):
     image_id, k = hf.config.image_token_id, merged.num_visual_tokens
     assert hf.config.vision_feature_layer == -2 and hf.config.image_seq_length == k
     torch.manual_seed(3)
-    ids, pos = torch.randint(3, VOCAB, (2, 12)), torch.tensor([3, 5])
+    ids, pos = torch.randint(3, vocab, (2, 12)), torch.tensor([3, 5])
     images = torch.randn(2, 3, 32, 32)
     # mma inserts the k visual tokens before input_ids[pos]; Llava replaces k image tokens there
     hf_ids = torch.stack([torch.cat([r[:p], torch.full((k, ), image_id), r[p:]])
@@ -153,10 +155,29 @@ def test_llava_export_equals_merged_model(tmp_path):
         ours = merged(dict(input_ids=ids, has_image=torch.ones(2, dtype=torch.bool),
                            visual_pos=pos, images=images), mode='tensor')[:, 1:]
         theirs = hf(input_ids=hf_ids, pixel_values=images).logits
-    assert theirs.shape[-1] == VOCAB + 1  # + the placeholder, suppressed in generation
-    assert (theirs[..., :VOCAB] - ours).abs().max() <= 1e-5
+    assert theirs.shape[-1] == vocab + 1  # + the placeholder, suppressed in generation
+    assert (theirs[..., :vocab] - ours).abs().max() <= 1e-5
     gen = json.loads((tmp_path / 'generation_config.json').read_text())
-    assert gen['suppress_tokens'] == [image_id]
+    assert gen['suppress_tokens'] == [image_id] and gen['eos_token_id'] == tokenizer.eos_id
+    # The folder's processor: a prompt with <image> becomes one placeholder per patch where mma
+    # puts the visual tokens, and the rest is mma's tokenisation (BOS first)
+    from PIL import Image
+    processor = transformers.AutoProcessor.from_pretrained(str(tmp_path))
+    picture = Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy())
+    batch = processor(text='Image: <image> what color is the sky', images=picture,
+                      return_tensors='pt')
+    row = batch['input_ids'][0]
+    is_image = row == image_id
+    assert is_image.sum() == k and bool(is_image[is_image.nonzero()[0, 0]:][:k].all())
+    text = row[~is_image]
+    assert text.tolist() == [tokenizer.bos_id] + tokenizer.encode('Image:') + \
+        tokenizer.encode('what color is the sky')
+    with torch.no_grad():
+        ours = merged(dict(input_ids=text[None], has_image=torch.ones(1, dtype=torch.bool),
+                           visual_pos=is_image.nonzero()[:1, 0],
+                           images=batch['pixel_values']), mode='tensor')[:, 1:]
+        theirs = hf(**batch).logits[..., :vocab]
+    assert (theirs - ours).abs().max() <= 1e-5
 
 
 def test_lavin_layouts_are_refused_with_the_reason(tmp_path):
