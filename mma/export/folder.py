@@ -3,9 +3,10 @@
 The text merge (or a text-only model) becomes a causal LM of its family's architecture, or
 ``LlamaForCausalLM`` with bias flags (:mod:`mma.export.llm`); the image merge of a LLaVA-layout
 model becomes ``LlavaForConditionalGeneration`` (:mod:`mma.export.llava`). The HF model is built on
-the meta device and given the exported tensors (no second copy of the weights), then written by
-transformers' own ``save_pretrained``. Tokenizer files and ``generation_config.json`` are copied
-from the folder of the LLM's base weights or the tokenizer's, or written from mma's tokenizer.
+the meta device and given the exported tensors (no second copy of the weights; a strict check of
+the keys against transformers' own model), then written in the hub's layout (transformers 4
+and 5 and vLLM read it). Tokenizer files and ``generation_config.json`` are copied from the
+folder of the LLM's base weights or the tokenizer's, or written from mma's tokenizer.
 """
 import json
 import os
@@ -39,6 +40,56 @@ def hf_model(config: dict, state_dict: Dict[str, Tensor]) -> nn.Module:
     model.load_state_dict({k: v.contiguous() for k, v in state_dict.items()}, strict=True,
                           assign=True)
     return model.eval()
+
+
+#: LlavaForConditionalGeneration's module paths in transformers 5 -> the keys of the LLaVA
+#: checkpoints on the hub (transformers 4's layout; transformers 5 and vLLM read them).
+LLAVA_HUB_KEYS = (('model.language_model.', 'language_model.model.'),
+                  ('lm_head.', 'language_model.lm_head.'),
+                  ('model.vision_tower.', 'vision_tower.vision_model.'),
+                  ('model.multi_modal_projector.', 'multi_modal_projector.'))
+
+
+def _legacy_rope(cfg: dict) -> None:
+    """Add transformers 4's ``rope_theta`` / ``rope_scaling`` next to 5's ``rope_parameters``
+    (readers pinned to transformers 4, vLLM among them, know only those)."""
+    for d in (cfg, cfg.get('text_config') or {}):
+        rope = d.get('rope_parameters')
+        if rope:
+            d['rope_theta'] = rope['rope_theta']
+            if rope.get('rope_type', 'default') != 'default':
+                d['rope_scaling'] = {k: v for k, v in rope.items() if k != 'rope_theta'}
+
+
+def write_weights_and_config(hf: nn.Module, state_dict: Dict[str, Tensor], out: str,
+                             max_shard_size: str = '5GB') -> None:
+    """``config.json`` and safetensors shards (with an index when sharded) in the hub's layout:
+    a causal LM's keys are transformers' own; LLaVA's are renamed by :data:`LLAVA_HUB_KEYS`. A
+    tied output head is not written (the embedding is)."""
+    from huggingface_hub import save_torch_state_dict
+    config = hf.config
+    dtype = next(iter(state_dict.values())).dtype
+    config.dtype = dtype
+    os.makedirs(out, exist_ok=True)
+    config.save_pretrained(out)
+    path = os.path.join(out, 'config.json')
+    with open(path, encoding='utf-8') as f:
+        cfg = json.load(f)
+    _legacy_rope(cfg)
+    cfg['torch_dtype'] = str(dtype).replace('torch.', '')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    text = cfg.get('text_config', cfg)
+    sd = {}
+    for key, value in state_dict.items():
+        if key == 'lm_head.weight' and (text.get('tie_word_embeddings') or
+                                         cfg.get('tie_word_embeddings')):
+            continue
+        if cfg.get('model_type') == 'llava':
+            old, new = next((o, n) for o, n in LLAVA_HUB_KEYS if key.startswith(o))
+            key = new + key[len(old):]
+        sd[key] = value.contiguous()
+    save_torch_state_dict(sd, out, max_shard_size=max_shard_size)
 
 
 def _tokenizer(model: nn.Module):
@@ -104,18 +155,20 @@ def write_image_processor(model: nn.Module, out: str) -> None:
         json.dump(cfg, f, indent=2)
 
 
-def write_generation_config(model: nn.Module, out: str, config: dict,
+def write_generation_config(model: nn.Module, out: str,
                             suppress: Optional[List[int]] = None) -> None:
     """Keep the copied ``generation_config.json`` or write one from mma's BOS/EOS ids (the
-    tokenizer's, else the config's); ``suppress``: token ids never to generate."""
+    tokenizer's, else the written ``config.json``'s); ``suppress``: token ids never to generate."""
     path = os.path.join(out, 'generation_config.json')
     gen = {}
     if os.path.isfile(path):
         with open(path, encoding='utf-8') as f:
             gen = json.load(f)
     else:
+        with open(os.path.join(out, 'config.json'), encoding='utf-8') as f:
+            written = json.load(f)  # with the architecture's defaults filled in
         tok = _tokenizer(model)
-        text = config.get('text_config', config)
+        text = written.get('text_config', written)
         for field in ('bos', 'eos', 'pad'):
             value = getattr(tok, f'{field}_id', None)
             value = text.get(f'{field}_token_id') if value is None or value < 0 else value
@@ -191,12 +244,11 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
         config = llava_hf_config(model, config, image_id)
         sd = llava_state_dict(model, sd, config['text_config']['vocab_size'])
         suppress = [image_id]
-    hf = hf_model(config, sd)
-    os.makedirs(out, exist_ok=True)
-    hf.save_pretrained(out, max_shard_size=max_shard_size)
+    hf = hf_model(config, sd)  # checks the state dict against transformers' own model
+    write_weights_and_config(hf, sd, out, max_shard_size)
     if model is not llm:
         copy_tokenizer_files(model, out)
-    write_generation_config(model, out, config, suppress)
+    write_generation_config(model, out, suppress)
     if modality == 'image':
         write_image_processor(model, out)
         write_llava_processor(out, config)

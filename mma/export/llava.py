@@ -52,7 +52,7 @@ def open_clip_to_hf_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
             if rest.startswith('attn.in_proj_'):  # packed q|k|v rows
                 kind = rest[len('attn.in_proj_'):]
                 for part, piece in zip('qkv', value.chunk(3, dim=0)):
-                    out[f'{HF_PREFIX}{head}self_attn.{part}_proj.{kind}'] = piece
+                    out[f'{HF_PREFIX}{head}self_attn.{part}_proj.{kind}'] = piece.clone()
                 continue
             name = next((head + new + rest[len(old):] for old, new in _BLOCK
                          if rest.startswith(old)), None)

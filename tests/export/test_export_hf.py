@@ -92,6 +92,7 @@ def test_text_export_equals_merged_model(hf_folders, tmp_path, family, placement
     assert export_hf(merged, str(tmp_path), 'text') == arch
     cfg = json.loads((tmp_path / 'config.json').read_text())
     assert cfg['architectures'] == [arch] and 'auto_map' not in cfg  # no custom code
+    assert cfg['rope_theta'] == cfg['rope_parameters']['rope_theta']  # transformers 4 reads it
     if arch == 'LlamaForCausalLM':
         assert cfg['attention_bias'] == (placement in ('attn', 'block') or family == 'qwen2')
         assert cfg['mlp_bias'] == (placement in ('ffn', 'block'))
@@ -143,6 +144,12 @@ def test_llava_export_equals_merged_model(tmp_path, tokenizer):
     assert export_hf(merged, str(tmp_path), 'image') == 'LlavaForConditionalGeneration'
     hf = transformers.LlavaForConditionalGeneration.from_pretrained(str(tmp_path)).eval()
     assert os.path.isfile(tmp_path / 'preprocessor_config.json')
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / 'model.safetensors'), 'pt') as f:  # the hub's LLaVA layout
+        assert {k.split('.')[0] for k in f.keys()} == {'language_model', 'vision_tower',
+                                                       'multi_modal_projector'}
+        assert all(k.startswith('vision_tower.vision_model.') for k in f.keys()
+                   if k.startswith('vision_tower'))
     image_id, k = hf.config.image_token_id, merged.num_visual_tokens
     assert hf.config.vision_feature_layer == -2 and hf.config.image_seq_length == k
     torch.manual_seed(3)

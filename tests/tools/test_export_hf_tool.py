@@ -43,11 +43,12 @@ def test_tool_writes_text_and_llava_folders(tmp_path, tokenizer_path, capsys):
     torch.backends.mha.set_fastpath_enabled(False)
     cfg, ckpt = _config(tmp_path, tokenizer_path, llava=True)
     out = tmp_path / 'hf'
-    _tool().main([cfg, '--checkpoint', ckpt, '--out', str(out)])
+    _tool().main([cfg, '--checkpoint', ckpt, '--out', str(out), '--max-shard-size', '200KB'])
     printed = capsys.readouterr().out
     assert 'LlamaForCausalLM' in printed and 'LlavaForConditionalGeneration' in printed
     assert {'tokenizer.model', 'tokenizer_config.json', 'generation_config.json'} <= \
         set(os.listdir(out / 'text'))
+    assert (out / 'text' / 'model.safetensors.index.json').is_file()  # sharded as asked
     ids = torch.randint(3, 512, (1, 16))
     text = mma.load_model(cfg, ckpt, merge='text')
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(out / 'text')).eval()
