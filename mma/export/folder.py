@@ -31,6 +31,10 @@ def hf_model(config: dict, state_dict: Dict[str, Tensor]) -> nn.Module:
     """The transformers model of ``config`` (a ``config.json`` dict) holding ``state_dict``
     (strict: every key of the architecture and no other)."""
     import transformers
+    if int(transformers.__version__.split('.')[0]) < 5:
+        raise MMAUserError(f'export needs transformers >= 5 (installed: '
+                           f"{transformers.__version__}): pip install 'mma[export]'; the folders "
+                           'it writes are read by transformers >= 4.41 as well')
     cfg = dict(config)
     arch = cfg.pop('architectures')[0]
     config = transformers.AutoConfig.for_model(cfg.pop('model_type'), **cfg)

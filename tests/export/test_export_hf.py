@@ -13,7 +13,7 @@ from mma.export import folder as export_folder
 from mma.models.merge import merge_lavin
 from mma.testing import tiny_lavin_cfg
 
-transformers = pytest.importorskip('transformers')
+transformers = pytest.importorskip('transformers', minversion='5')  # pip install '.[export]'
 
 VOCAB = 300
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=176, num_hidden_layers=2,

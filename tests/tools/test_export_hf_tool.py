@@ -9,7 +9,7 @@ import torch
 
 from conftest import randomize_adapters
 
-transformers = pytest.importorskip('transformers')
+transformers = pytest.importorskip('transformers', minversion='5')  # pip install '.[export]'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
