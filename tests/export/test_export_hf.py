@@ -19,7 +19,11 @@ VOCAB = 300
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
               max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+LLAMA3_ROPE = dict(rope_type='llama3', factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=64, rope_theta=500000.0)
 HF_FAMILIES = {
+    'llama3.1': ('LlamaConfig', 'LlamaForCausalLM',
+                 dict(rope_scaling=LLAMA3_ROPE, tie_word_embeddings=True)),
     'mistral': ('MistralConfig', 'MistralForCausalLM', dict(rope_theta=1e6, sliding_window=None)),
     'qwen2': ('Qwen2Config', 'Qwen2ForCausalLM', dict(rope_theta=1e6, tie_word_embeddings=True)),
     'phi3': ('Phi3Config', 'Phi3ForCausalLM', dict(sliding_window=48, pad_token_id=0)),
@@ -37,7 +41,7 @@ def hf_folders(tmp_path_factory):
             for n, p in hf.named_parameters():
                 if n.endswith('_proj.bias'):
                     p.normal_(0, 0.5)
-        path = tmp_path_factory.mktemp(family)
+        path = tmp_path_factory.mktemp(family.replace('.', '_'))
         hf.save_pretrained(path)
         out[family] = str(path)
     return out
@@ -81,6 +85,7 @@ def _hf_text_logits(path, ids):
 # (family, LLM adapter placement, the architecture written): the family's own where the folded
 # biases fit it (Qwen2's q/k/v biases; no fold at all), else LLaMA with the bias flags.
 TEXT_CASES = [('llama', 'attn', 'LlamaForCausalLM'), ('llama', 'ffn', 'LlamaForCausalLM'),
+              ('llama3.1', 'attn', 'LlamaForCausalLM'),
               ('mistral', 'attn', 'LlamaForCausalLM'), ('mistral', None, 'MistralForCausalLM'),
               ('qwen2', 'attn', 'Qwen2ForCausalLM'), ('qwen2', 'ffn', 'LlamaForCausalLM'),
               ('phi3', None, 'Phi3ForCausalLM'), ('phi3', 'block', 'LlamaForCausalLM')]
@@ -93,6 +98,7 @@ def test_text_export_equals_merged_model(hf_folders, tmp_path, family, placement
     cfg = json.loads((tmp_path / 'config.json').read_text())
     assert cfg['architectures'] == [arch] and 'auto_map' not in cfg  # no custom code
     assert cfg['rope_theta'] == cfg['rope_parameters']['rope_theta']  # transformers 4 reads it
+    assert cfg['rope_parameters']['rope_type'] == ('llama3' if family == 'llama3.1' else 'default')
     if arch == 'LlamaForCausalLM':
         assert cfg['attention_bias'] == (placement in ('attn', 'block') or family == 'qwen2')
         assert cfg['mlp_bias'] == (placement in ('ffn', 'block'))
