@@ -15,7 +15,7 @@ size): its embedding row is never read (the image features replace it); ``genera
 suppresses it. The folder's tokenizer gains ``<image>`` at that id and a ``LlavaProcessor`` is
 written with it (:mod:`mma.export.folder`).
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -63,30 +63,40 @@ def open_clip_to_hf_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
+def _clip_layout_problem(tower: nn.Module) -> Optional[str]:
+    """Why an open_clip tower is not HF CLIP's ViT (None when it is)."""
+    from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
+    if not isinstance(tower, VisionTransformer):
+        return (f'the vision tower is {type(tower).__name__}, not open_clip\'s CLIP '
+                'VisionTransformer (a timm tower: SigLIP, EVA02)')
+    if getattr(tower, 'attn_pool', None) is not None or \
+            not isinstance(tower.ln_pre, nn.LayerNorm):
+        return 'the ViT has an attention pool or no ln_pre, unlike CLIP\'s'
+    for blk in tower.transformer.resblocks:
+        if type(blk) is not ResidualAttentionBlock or hasattr(blk, 'ln_1_kv') or \
+                not blk.attn.batch_first or not isinstance(blk.ls_1, nn.Identity) or \
+                not isinstance(blk.ls_2, nn.Identity):
+            return 'the ViT blocks are not CLIP\'s (layer scale or another block layout)'
+    return None
+
+
 def llava_problems(model: nn.Module) -> List[str]:
     """Why a model merged for images is not a LLaVA layout (empty when it is)."""
     from mma.encoders.clip_vit import CLIPViT
-    from mma.encoders import native_tower
     from mma.models.merge import adapter_names
     from mma.projectors.mlp_projector import MLPProjector
     vision, projector = getattr(model, 'vision', None), getattr(model, 'projector', None)
     problems = []
     if vision is None:
         return ['the model has no vision encoder (export the text merge)']
-    if not isinstance(vision, CLIPViT) or vision._kind is not native_tower:
-        problems.append(f'the vision encoder {type(vision).__name__} is not an open_clip ViT '
-                        '(CLIPViT on open_clip\'s own VisionTransformer)')
+    if not isinstance(vision, CLIPViT):
+        problems.append(f'the vision encoder is {type(vision).__name__}, not CLIPViT')
     elif vision.feature_type != 'patch':
         problems.append(f"the visual tokens are CLIPViT feature_type={vision.feature_type!r} "
                         f"(blocks {list(vision.out_indices)}); LLaVA feeds the patch tokens of "
                         "one block (feature_type='patch')")
-    else:
-        tower = vision.tower
-        if getattr(tower, 'attn_pool', None) is not None or any(
-                not isinstance(b.ls_1, nn.Identity) or not native_tower._is_standard_block(b)
-                for b in tower.transformer.resblocks):
-            problems.append('the ViT blocks are not CLIP\'s (layer scale, attention pool or '
-                            'another block layout)')
+    elif _clip_layout_problem(vision.tower):
+        problems.append(_clip_layout_problem(vision.tower))
     if not isinstance(projector, MLPProjector):
         problems.append(f'the projector is {type(projector).__name__}; LLaVA\'s is a two-layer '
                         "GELU MLP (projector=dict(type='MLPProjector'))")

@@ -156,7 +156,8 @@ def llm_hf_state_dict(llm: nn.Module, family: Optional[str] = None,
                 used.add(name)
                 if name.startswith(('attention.wq.', 'attention.wk.')):
                     heads = a.n_heads if '.wq.' in name else a.n_kv_heads
-                    t = hf_permute(t, heads) if t.dim() == 2 else hf_permute(t[:, None], heads)[:, 0]
+                    t = hf_permute(t, heads) if t.dim() == 2 else \
+                        hf_permute(t[:, None], heads)[:, 0]
                 pieces.append(t)
             sd[f'{prefix}layers.{i}.{hf_key}'] = pieces[0] if len(pieces) == 1 else \
                 torch.cat(pieces, dim=0)

@@ -202,5 +202,13 @@ def test_lavin_layouts_are_refused_with_the_reason(tmp_path):
     assert not os.listdir(tmp_path)  # nothing half-written
     routed = merge_lavin(_llava_lavin('RoutedRepAdapter'), 'image')
     assert [p for p in llava_problems(routed) if 'routed ViT' in p]
+    from mma.testing import TINY_SIGLIP_VISION_CFG, register_tiny_timm_models
+    register_tiny_timm_models()
+    cfg = tiny_lavin_cfg(vocab_size=VOCAB, vit_adapters=False)
+    cfg['vision'] = dict(type='CLIPViT', model_name=None, vision_cfg=TINY_SIGLIP_VISION_CFG,
+                         feature_type='patch', patch_layer=-2)
+    cfg['projector'] = dict(type='MLPProjector')
+    siglip = merge_lavin(mma.build_model(cfg).eval(), 'image')
+    assert [p for p in llava_problems(siglip) if 'timm tower' in p]
     with pytest.raises(MMAUserError, match='still holds an adapter'):
         export_hf(lavin, str(tmp_path), 'text')  # not merged
