@@ -223,7 +223,7 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
             causal LM, ``'image'`` the whole model as ``LlavaForConditionalGeneration``.
         family: The LLM family to export as (default: the base weights folder's, see
             :func:`mma.export.llm.llm_family`).
-        max_shard_size: Passed to ``save_pretrained``.
+        max_shard_size: Largest safetensors shard (``'5GB'``); more shards get an index.
 
     Returns:
         The architecture written (``'LlamaForCausalLM'``, ``'LlavaForConditionalGeneration'``...).
@@ -235,7 +235,10 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
     llm = getattr(model, 'llm', model)
     if modality not in ('text', 'image'):
         raise MMAUserError(f"export: modality {modality!r}: expected 'text' or 'image'")
-    arch, config = llm_hf_config(llm, family)
+    if getattr(llm, 'quantization', None) is not None:
+        raise MMAUserError(f'export: the LLM is quantised ({llm.quantization}); export the model '
+                           'loaded without quantization (its merged weights are what is written)')
+    _, config = llm_hf_config(llm, family)
     sd = llm_hf_state_dict(llm, family)
     suppress = None
     if modality == 'image':
@@ -248,6 +251,8 @@ def export_hf(model: nn.Module, out: str, modality: str = 'text', family: Option
         config = llava_hf_config(model, config, image_id)
         sd = llava_state_dict(model, sd, config['text_config']['vocab_size'])
         suppress = [image_id]
+    # one dtype for the folder (a frozen_dtype model keeps its projector in fp32)
+    sd = {k: v.to(llm.dtype) if v.is_floating_point() else v for k, v in sd.items()}
     hf = hf_model(config, sd)  # checks the state dict against transformers' own model
     write_weights_and_config(hf, sd, out, max_shard_size)
     if model is not llm:
