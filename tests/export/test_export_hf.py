@@ -11,7 +11,7 @@ from mma.errors import MMAUserError
 from mma.export import export_hf, llava_problems
 from mma.export import folder as export_folder
 from mma.models.merge import merge_lavin
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 transformers = pytest.importorskip('transformers', minversion='5')  # pip install '.[export]'
 
@@ -202,7 +202,7 @@ def test_lavin_layouts_are_refused_with_the_reason(tmp_path):
     assert not os.listdir(tmp_path)  # nothing half-written
     routed = merge_lavin(_llava_lavin('RoutedRepAdapter'), 'image')
     assert [p for p in llava_problems(routed) if 'routed ViT' in p]
-    from mma.testing import TINY_SIGLIP_VISION_CFG, register_tiny_timm_models
+    from mma.toy import TINY_SIGLIP_VISION_CFG, register_tiny_timm_models
     register_tiny_timm_models()
     cfg = tiny_lavin_cfg(vocab_size=VOCAB, vit_adapters=False)
     cfg['vision'] = dict(type='CLIPViT', model_name=None, vision_cfg=TINY_SIGLIP_VISION_CFG,

@@ -23,7 +23,7 @@ def _tool():
 
 def _config(tmp_path, tokenizer_path, llava: bool):
     import mma
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     model_cfg = tiny_lavin_cfg(vocab_size=512)
     model_cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
     if llava:
