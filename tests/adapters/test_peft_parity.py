@@ -11,6 +11,7 @@ from mma.registry import ADAPTERS
 
 transformers = pytest.importorskip('transformers')
 peft = pytest.importorskip('peft')
+from conftest import perturb_norms_and_biases  # noqa: E402
 
 VOCAB = 128
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -43,13 +44,7 @@ def folders(tmp_path_factory):
     for family, (cfg_cls, model_cls, extra) in FAMILIES.items():
         cfg = getattr(transformers, cfg_cls)(**COMMON, **extra)
         torch.manual_seed(1)
-        model = getattr(transformers, model_cls)(cfg).eval()
-        with torch.no_grad():  # norms and biases away from their init, so that each one matters
-            for n, p in model.named_parameters():
-                if n.endswith('norm.weight'):
-                    p.uniform_(0.5, 1.5)
-                elif n.endswith('_proj.bias'):
-                    p.normal_(0, 0.5)
+        model = perturb_norms_and_biases(getattr(transformers, model_cls)(cfg).eval())
         path = tmp_path_factory.mktemp(family)
         model.save_pretrained(path)
         out[family] = str(path)

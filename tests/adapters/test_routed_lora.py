@@ -10,6 +10,8 @@ from mma.models.merge import adapter_names, merge_lavin
 from mma.routers import RoutingContext
 from mma.testing import tiny_lavin_cfg
 
+from conftest import randomize_adapters, tiny_lavin_inputs  # noqa: E402
+
 
 def test_identical_experts_equal_a_lora():
     torch.manual_seed(0)
@@ -40,20 +42,11 @@ def _model():
     cfg.update(llm_adapter=dict(type='RoutedLoRA', rank=4, alpha=8,
                                 router=dict(type='ModalityRouter', temperature=1.0)),
                llm_adapter_placement='linear:q,v,o,down')
-    model = mma.build_model(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                p.normal_(0, 1.0 if 'router' in name else 0.1)
-    return model
+    return randomize_adapters(mma.build_model(cfg).eval(), seed=1)
 
 
 def _inputs(modality: str):
-    torch.manual_seed(5)
-    has_image = modality == 'image'
-    return dict(input_ids=torch.randint(3, 300, (2, 10)), has_image=torch.tensor([has_image] * 2),
-                visual_pos=torch.tensor([3, 4]), lengths=torch.tensor([10, 8]),
-                images=torch.randn(2, 3, 32, 32) if has_image else None)
+    return dict(tiny_lavin_inputs(modality), lengths=torch.tensor([10, 8]))
 
 
 @pytest.mark.parametrize('modality', ['image', 'text'])
