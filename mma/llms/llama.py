@@ -310,9 +310,8 @@ class LLaMA(LLMBackbone):
                        self.args.head_dim, dtype or ref.dtype, device or ref.device)
 
     def adapter_slots(self, placement: str) -> List[AdapterSlot]:
-        """Slots for ``'attn'`` (``adapter_attn``: feeds wq/wk/wv), ``'ffn'`` (``adapter_ffn``:
-        feeds w1/w3), ``'block'`` (both), ``'linear:q,v'``, ``'linear:all'`` (LINEAR_TARGETS:
-        HF's q_proj..down_proj), ``'prefix[:N]'`` (attention prefix, top N blocks), ``'all'``."""
+        """Slots of ``'attn'``/``'ffn'``/``'block'`` (before wq,wk,wv / w1,w3 / both),
+        ``'linear:q,v'`` (LINEAR_TARGETS; ``'linear:all'``), ``'prefix[:N]'`` (top N), ``'all'``."""
         if placement == 'all':
             return sum((self.adapter_slots(p) for p in ('block', 'prefix', 'linear:all')), [])
         if placement.startswith('linear:'):
