@@ -31,6 +31,15 @@ def test_placements_and_errors():
         llm.adapter_slots('lora')
 
 
+def test_linear_adapter_in_a_hidden_state_placement_is_a_clear_error():
+    import mma
+    from mma.testing import tiny_lavin_cfg
+    cfg = tiny_lavin_cfg(vit_adapters=False)
+    cfg['llm_adapter'] = dict(type='LoRA', rank=2)  # placement 'attn': no layer around it
+    with pytest.raises(ValueError, match="linear placement"):
+        mma.build_model(cfg)
+
+
 def test_frozen_keys_unchanged_and_weights_load_with_adapters_in(tmp_path):
     src = _llm()
     save_meta_checkpoint(src.base_state_dict(), str(tmp_path), meta_params(src.args))

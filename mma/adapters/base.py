@@ -37,6 +37,16 @@ class Adapter(nn.Module):
         return all_tensor_names(self)
 
 
+def require_linear_slot(adapter: str, out_features: Optional[int]) -> int:
+    """``out_features`` of a linear-slot adapter, or a clear error when it was built for another
+    kind of slot (no layer around it, so no output width was filled in)."""
+    if out_features is None:
+        raise ValueError(f"{adapter} sits around a frozen linear layer: give it a linear placement "
+                         "(e.g. llm_adapter_placement='linear:q,v'), not a hidden-state one "
+                         "('attn', 'ffn', 'block')")
+    return out_features
+
+
 def all_tensor_names(module: nn.Module) -> List[str]:
     return [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
 

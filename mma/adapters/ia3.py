@@ -1,9 +1,9 @@
 """IA³ (Liu et al., 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than
 In-Context Learning"): learned vectors that rescale activations.
 
-In a linear slot IA³ scales the layer's output, ``y = l * (W x + b)`` (keys and values: targets
-``k``, ``v``), or, for the FFN's down projection, its input, ``y = W (l * x) + b``: the scaling of the
-FFN's inner activation. This is PEFT's ``IA3Layer`` (``feedforward_modules`` scale the input).
+In a linear slot IA³ scales the layer's output, ``y = l * (W x + b)`` (keys and values:
+targets ``k``, ``v``), or, for the FFN's down projection, its input, ``y = W (l * x) + b``: the
+scaling of the FFN's inner activation. This is PEFT's ``IA3Layer`` (``feedforward_modules`` scale the input).
 Vectors start at one (the frozen model); merging folds them into the weight.
 """
 from typing import Optional, Sequence
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from mma.registry import ADAPTERS
 
-from .base import Adapter, WeightFold
+from .base import Adapter, WeightFold, require_linear_slot
 
 
 @ADAPTERS.register_module()
@@ -27,9 +27,10 @@ class IA3(Adapter):
             output of the others is.
     """
 
-    def __init__(self, in_features: int, out_features: int, target: Optional[str] = None,
-                 feedforward: Sequence[str] = ('down', )):
+    def __init__(self, in_features: int, out_features: Optional[int] = None,
+                 target: Optional[str] = None, feedforward: Sequence[str] = ('down', )):
         super().__init__()
+        out_features = require_linear_slot('IA3', out_features)
         self.scale_input = target in tuple(feedforward)
         self.ia3_l = nn.Parameter(torch.ones(in_features if self.scale_input else out_features))
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from mma.registry import ADAPTERS
 
-from .base import Adapter, WeightFold
+from .base import Adapter, WeightFold, require_linear_slot
 
 
 def lora_scaling(rank: int, alpha: float, rslora: bool = False) -> float:
@@ -22,7 +22,7 @@ def lora_scaling(rank: int, alpha: float, rslora: bool = False) -> float:
 
 
 def lora_pair(in_features: int, out_features: int, rank: int):
-    """``A`` (r, in), Kaiming-uniform as ``nn.Linear`` (PEFT's default), and ``B`` (out, r), zero."""
+    """``A`` (r, in), Kaiming-uniform as ``nn.Linear`` (PEFT's default); ``B`` (out, r), zero."""
     if rank < 1:
         raise ValueError(f'LoRA rank must be >= 1, got {rank}')
     a = nn.Linear(in_features, rank, bias=False)
@@ -45,9 +45,11 @@ class LoRA(Adapter):
         target: The slot's target name (``'q'``, ``'down'``, ...); LoRA treats all alike.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int = 8, alpha: float = 8.0,
-                 dropout: float = 0.0, rslora: bool = False, target: Optional[str] = None):
+    def __init__(self, in_features: int, out_features: Optional[int] = None, rank: int = 8,
+                 alpha: float = 8.0, dropout: float = 0.0, rslora: bool = False,
+                 target: Optional[str] = None):
         super().__init__()
+        out_features = require_linear_slot(type(self).__name__, out_features)
         self.rank, self.alpha, self.rslora = rank, float(alpha), rslora
         self.scaling = lora_scaling(rank, alpha, rslora)
         self.lora_A, self.lora_B = lora_pair(in_features, out_features, rank)
@@ -86,8 +88,9 @@ class DoRA(LoRA):
     Args: as :class:`LoRA`.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int = 8, alpha: float = 8.0,
-                 dropout: float = 0.0, rslora: bool = False, target: Optional[str] = None):
+    def __init__(self, in_features: int, out_features: Optional[int] = None, rank: int = 8,
+                 alpha: float = 8.0, dropout: float = 0.0, rslora: bool = False,
+                 target: Optional[str] = None):
         super().__init__(in_features, out_features, rank, alpha, dropout, rslora, target)
         self.magnitude = nn.Parameter(torch.ones(out_features))
         self.register_buffer('magnitude_set', torch.zeros((), dtype=torch.bool))

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from mma.registry import ADAPTERS, ROUTERS
 from mma.routers.routing import RoutingContext
 
-from .base import Adapter, WeightFold
+from .base import Adapter, WeightFold, require_linear_slot
 from .lora import lora_pair, lora_scaling
 
 
@@ -30,10 +30,12 @@ class RoutedLoRA(Adapter):
             ``num_experts`` are filled in); it reads the linear's input.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int = 8, alpha: float = 8.0,
-                 dropout: float = 0.0, rslora: bool = False, target: Optional[str] = None,
-                 num_experts: int = 2, router: Optional[dict] = None):
+    def __init__(self, in_features: int, out_features: Optional[int] = None, rank: int = 8,
+                 alpha: float = 8.0, dropout: float = 0.0, rslora: bool = False,
+                 target: Optional[str] = None, num_experts: int = 2,
+                 router: Optional[dict] = None):
         super().__init__()
+        out_features = require_linear_slot('RoutedLoRA', out_features)
         self.scaling = lora_scaling(rank, alpha, rslora)
         self.lora_A, first = lora_pair(in_features, out_features, rank)
         self.experts = nn.ModuleList(
