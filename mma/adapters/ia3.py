@@ -3,8 +3,8 @@ In-Context Learning"): learned vectors that rescale activations.
 
 In a linear slot IA³ scales the layer's output, ``y = l * (W x + b)`` (keys and values:
 targets ``k``, ``v``), or, for the FFN's down projection, its input, ``y = W (l * x) + b``: the
-scaling of the FFN's inner activation. This is PEFT's ``IA3Layer`` (``feedforward_modules`` scale the input).
-Vectors start at one (the frozen model); merging folds them into the weight.
+scaling of the FFN's inner activation. This is PEFT's ``IA3Layer`` (its ``feedforward_modules``
+scale the input). Vectors start at one (the frozen model); merging folds them into the weight.
 """
 from typing import Optional, Sequence
 

@@ -1,5 +1,5 @@
-"""mma's LoRA, rsLoRA, DoRA, IA³ and LLaMA-Adapter prefix equal PEFT's on transformers' models built
-from the same tiny weights, with the same adapter tensors (mapped by mma.adapters.peft_format):
+"""mma's LoRA, rsLoRA, DoRA, IA³ and LLaMA-Adapter prefix equal PEFT's on transformers' models
+built from the same tiny weights, with the same adapter tensors (mapped by mma.adapters.peft_format):
 the same logits within 1e-5, unmerged and merged, for LLaMA (MHA) and Qwen2 / Mistral (GQA)."""
 import pytest
 import torch
