@@ -162,6 +162,8 @@ def save_peft_lora(llm: nn.Module, folder: str, placement: str,
         a = s.adapter
         if (a.rank, a.alpha, a.rslora) != (first.rank, first.alpha, first.rslora):
             raise ValueError('save_peft_lora: every adapter needs the same rank, alpha, rslora')
+        if hasattr(a, '_take_magnitude'):  # DoRA never run: its magnitude is the frozen norm
+            a._take_magnitude(getattr(s.parent, s.folds_into[0]).weight)
         prefix = paths[id(a)] + '.'
         sd.update({prefix + n: t.detach().cpu() for n, t in a.state_dict().items()
                    if n != 'magnitude_set'})
