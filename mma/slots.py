@@ -180,6 +180,18 @@ def prefix_slots(attentions: Sequence[nn.Module], placement: str) -> List[Adapte
     return [AdapterSlot(a, 'adapter_prefix', kind='prefix') for a in attentions[n - int(top):]]
 
 
+def layer_slots(blocks: Sequence[nn.Module], placement: str, targets: Dict[str, str],
+                attention: str) -> Optional[List[AdapterSlot]]:
+    """The slots of a ``'linear:...'`` placement (:func:`linear_slots`, slots owned by the
+    backbone) or a ``'prefix[:N]'`` one (:func:`prefix_slots` of each block's submodule at
+    ``attention``) in ``blocks``; None for other placements."""
+    if placement.startswith('linear:'):
+        return linear_slots(blocks, placement, targets)
+    if placement.partition(':')[0] == 'prefix':
+        return prefix_slots([blk.get_submodule(attention) for blk in blocks], placement)
+    return None
+
+
 def adapter_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, nn.Module]:
     """``{state-dict prefix: adapter}`` of the filled ``slots`` of ``root`` (e.g. ``'layers.0.
     adapter_attn.'``, ``'transformer.resblocks.0.ln_1.adapter.'``)."""

@@ -14,8 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mma.registry import LLMS
-from mma.slots import (AdapterSlot, base_state_dict, call_linear, empty_slots, linear_slots,
-                       prefix_slots)
+from mma.slots import AdapterSlot, base_state_dict, call_linear, empty_slots, layer_slots
 
 from .args import LLaMAArgs, resolve_args
 from .base import KVCache, LLMBackbone
@@ -314,10 +313,9 @@ class LLaMA(LLMBackbone):
         ``'linear:q,v'`` (LINEAR_TARGETS; ``'linear:all'``), ``'prefix[:N]'`` (top N), ``'all'``."""
         if placement == 'all':
             return sum((self.adapter_slots(p) for p in ('block', 'prefix', 'linear:all')), [])
-        if placement.startswith('linear:'):
-            return linear_slots(self.layers, placement, LINEAR_TARGETS)
-        if placement.partition(':')[0] == 'prefix':
-            return prefix_slots([blk.attention for blk in self.layers], placement)
+        found = layer_slots(self.layers, placement, LINEAR_TARGETS, 'attention')
+        if found is not None:  # a linear or prefix placement
+            return found
         names = {'attn': [('adapter_attn', ('attention.wq', 'attention.wk', 'attention.wv'))],
                  'ffn': [('adapter_ffn', ('feed_forward.w1', 'feed_forward.w3'))]}
         names['block'] = names['attn'] + names['ffn']
