@@ -7,7 +7,7 @@ _base_ = ['./lavin_7b_sqa.py']
 
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='mma.CompatFSDPStrategy',  # FSDPStrategy + the documented resume fix (mma.engine.compat)
+    type='mma.CompatFSDPStrategy',  # FSDPStrategy + the documented resume fix (mma.engine.fsdp)
     state_dict_cfg='full',
     model_wrapper=dict(
         use_orig_params=True,  # units mix frozen and trainable parameters

@@ -21,6 +21,7 @@ from mmengine.config import Config
 from torch import nn
 
 from .builder import ConfigType, build_model, model_config
+from .checkpoint_file import AllowUnsafe
 
 
 def _seed(cfg: Config) -> None:
@@ -53,7 +54,8 @@ def _files_fill_model(model: nn.Module) -> bool:
 
 def load_model(config: ConfigType, checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu', merge: Optional[str] = None,
-               cfg_options: Optional[dict] = None, dtype: Optional[torch.dtype] = None) -> nn.Module:
+               cfg_options: Optional[dict] = None, dtype: Optional[torch.dtype] = None,
+               allow_unsafe: AllowUnsafe = None) -> nn.Module:
     """Build a model from its config and load its trained weights, in eval mode.
 
     Args:
@@ -67,11 +69,15 @@ def load_model(config: ConfigType, checkpoint: Optional[str] = None,
             (:func:`mma.models.merge_lavin`); the model is then valid for that modality only.
         cfg_options: Config keys to override (as ``--cfg-options``).
         dtype: Dtype of the frozen weights as loaded (default: the config's).
+        allow_unsafe: Permission to unpickle the adapter checkpoint fully when it holds more
+            than tensors and plain data (True, or trusted paths; see
+            :mod:`mma.checkpoint_file`). Default: the config's ``allow_unsafe_load``.
 
     Returns:
         The model, on ``device``, in eval mode (its trainable tensors still flagged
         ``requires_grad``, so it can be wrapped in DDP or trained on).
     """
+    from .models.adapter_checkpoint import load_adapter_checkpoint
     from .models.merge import load_merged_state_dict, merge_lavin
     cfg = config if isinstance(config, Config) else None
     if cfg is None:
@@ -84,11 +90,14 @@ def load_model(config: ConfigType, checkpoint: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     merged_meta = _merged_file_meta(checkpoint)
+    if allow_unsafe is None:
+        allow_unsafe = cfg.get('allow_unsafe_load', False)
     model_cfg = model_config(cfg)
-    if merged_meta is not None:
+    # the adapters are loaded here, after init_weights, with the caller's permission
+    adapters = None if merged_meta is not None else (
+        str(checkpoint) if checkpoint is not None else model_cfg.get('adapter_checkpoint'))
+    if 'adapter_checkpoint' in model_cfg or checkpoint is not None:
         model_cfg['adapter_checkpoint'] = None
-    elif checkpoint is not None:
-        model_cfg['adapter_checkpoint'] = str(checkpoint)
     state = torch.random.get_rng_state()
     with torch.device('meta'):
         probe = build_model(model_cfg)
@@ -108,6 +117,8 @@ def load_model(config: ConfigType, checkpoint: Optional[str] = None,
             if dtype is not None:
                 model.to(dtype)
         model.init_weights()
+        if adapters is not None:
+            load_adapter_checkpoint(model, adapters, allow_unsafe=allow_unsafe)
     unfilled = [n for n, p in model.named_parameters() if p.is_meta]
     if unfilled:
         raise ValueError(f'load_model: no weights for {len(unfilled)} tensors, e.g. '

@@ -192,16 +192,20 @@ def layer_slots(blocks: Sequence[nn.Module], placement: str, targets: Dict[str, 
     return None
 
 
-def adapter_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, nn.Module]:
-    """``{state-dict prefix: adapter}`` of the filled ``slots`` of ``root`` (e.g. ``'layers.0.
-    adapter_attn.'``, ``'transformer.resblocks.0.ln_1.adapter.'``)."""
+def slot_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> List[str]:
+    """The state-dict prefix, in ``root``, of the adapter each of ``slots`` holds or would hold
+    (e.g. ``'layers.0.adapter_attn.'``, ``'transformer.resblocks.0.ln_1.adapter.'``)."""
     names = {id(m): n for n, m in root.named_modules(remove_duplicate=False)}
-    out = {}
-    for slot in slots:
-        adapter = slot.adapter
-        if adapter is not None:
-            out[names[id(adapter)] + '.'] = adapter
-    return out
+    # an AdaptedModule keeps the adapter under ``adapter``
+    return [f'{names[id(s.parent)]}.{s.name}.' + ('adapter.' if s.wraps else '') for s in slots]
+
+
+def adapter_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, nn.Module]:
+    """``{state-dict prefix: adapter}`` of the filled ``slots`` of ``root``
+    (:func:`slot_prefixes`)."""
+    slots = list(slots)
+    return {prefix: s.adapter for prefix, s in zip(slot_prefixes(root, slots), slots)
+            if s.adapter is not None}
 
 
 def base_state_dict(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, Tensor]:

@@ -24,7 +24,7 @@ def sentences(n: int = 400):
 
 @pytest.fixture(scope='session')
 def tokenizer_path(tmp_path_factory):
-    from mma.testing import train_tokenizer
+    from mma.toy import train_tokenizer
     return train_tokenizer(sentences(), str(tmp_path_factory.mktemp('tok') / 'tokenizer.model'),
                            vocab_size=512)
 
@@ -67,7 +67,7 @@ def perturb_norms_and_biases(model):
 @pytest.fixture
 def tiny_model(tokenizer_path):
     import mma
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     torch.manual_seed(0)
     cfg = tiny_lavin_cfg(vocab_size=512)
     cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)

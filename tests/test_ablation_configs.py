@@ -1,5 +1,6 @@
 """configs/ablations: each file builds (meta device for 7B/13B), changes what its name says, and
-has the trainable-parameter count computed by hand from the adapter formulas (reference doc §3)."""
+has the trainable-parameter count computed by hand from the adapter formulas (LaVIN paper: 3.8M for 7B;
+original lavin/mm_adapter.py)."""
 import glob
 import os
 
@@ -18,7 +19,7 @@ FILES = sorted(os.path.relpath(p, ABLATIONS)
                if 'peft' not in os.path.relpath(p, ABLATIONS))  # tests/test_peft_configs.py
 
 
-# ---- hand formulas (reference doc §3), groups = 2 ----------------------------------------------
+# ---- hand formulas (original lavin/mm_adapter.py), groups = 2 ------------------------------------
 def routed(d, h=8):
     """down d·h+h, two experts d·h/2+d each, router 2d+2 (h=8: 20d+10)."""
     return d * h + h + 2 * (d * h // 2 + d) + 2 * d + 2
@@ -160,7 +161,7 @@ def test_text_only_model_treats_image_samples_as_text(tmp_path):
 
     from mma.datasets import mma_collate
     from mma.registry import DATASETS
-    from mma.testing import make_tiny_scienceqa
+    from mma.toy import make_tiny_scienceqa
     sqa = make_tiny_scienceqa(str(tmp_path / 'sqa'))
     cfg = Config.fromfile(os.path.join(ABLATIONS, 'tiny', 'lavin_tiny_demo_text-only.py'))
     cfg.merge_from_dict({'model.llm.checkpoint': None,

@@ -4,13 +4,14 @@ tokenizer, JSON in a wrong encoding. Images: tests/datasets/test_bad_input.py; `
 and ``--resume FILE`` through tools/train.py: tests/tools/test_train_errors.py."""
 import json
 import os
+import pickle
 
 import pytest
 import torch
 
 import mma
+from mma.checkpoint_file import load_checkpoint_file
 from mma.encoders import load_clip_state_dict
-from mma.engine.compat import load_checkpoint_file
 from mma.errors import CorruptFileError, MMAUserError
 from mma.fileio import load_safetensors, read_json, torch_load
 from mma.llms import SentencePieceTokenizer, save_meta_checkpoint
@@ -84,13 +85,32 @@ def test_truncated_adapter_checkpoint(saved):
 
 
 def test_truncated_resume_checkpoint(saved):
-    """mmengine's resume reads through this loader (mma.engine.compat)."""
+    """mmengine's resume reads through this loader (mma.checkpoint_file)."""
     path = truncate(saved[0])
     with pytest.raises(CorruptFileError,
                        match=rf'cannot read {path} as an mmengine training checkpoint'):
         load_checkpoint_file(path, map_location='cpu')
     with pytest.raises(FileNotFoundError, match='an mmengine training checkpoint not found: '):
         load_checkpoint_file(saved[0] + '.missing')
+
+
+def test_mmengine_loader_takes_each_runs_permission(tmp_path):
+    """The loader a tool registers carries that run's allow_unsafe_load; a later run's
+    registration replaces it (nothing else in the process remembers a permission)."""
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner import CheckpointLoader
+    from mma.engine.mmengine_fixes import apply_mmengine_fixes
+    path = str(tmp_path / 'epoch_1.pth')
+    torch.save({'state_dict': {}, 'message_hub': {'log': HistoryBuffer()}}, path)
+    try:
+        apply_mmengine_fixes(allow_unsafe=[path])
+        with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+            CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        apply_mmengine_fixes()
+        with pytest.raises(pickle.UnpicklingError, match='epoch_1.pth: holds Python objects'):
+            CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    finally:
+        apply_mmengine_fixes()
 
 
 def test_corrupt_tokenizer(tokenizer_path, tmp_path):

@@ -91,7 +91,7 @@ def test_runner_registry_finds_lavin_under_mma_scope():
 
 
 def test_build_model_accepts_path_config_and_dicts(tmp_path):
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     model_cfg = tiny_lavin_cfg()
     cfg_file = tmp_path / 'c.py'
     cfg_file.write_text(f'model = {model_cfg!r}\n')
@@ -106,7 +106,7 @@ def test_build_model_accepts_path_config_and_dicts(tmp_path):
 
 
 def test_build_model_overrides_merge_nested_fields():
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     m = mma.build_model(tiny_lavin_cfg(), llm=dict(n_layers=3))
     assert len(m.llm.layers) == 3 and m.llm.args.dim == 64
     m = mma.build_model(tiny_lavin_cfg(), llm_adapter=dict(_delete_=True, type='RepAdapter'))

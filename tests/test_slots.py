@@ -33,7 +33,7 @@ def test_placements_and_errors():
 
 def test_linear_adapter_in_a_hidden_state_placement_is_a_clear_error():
     import mma
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     cfg = tiny_lavin_cfg(vit_adapters=False)
     cfg['llm_adapter'] = dict(type='LoRA', rank=2)  # placement 'attn': no layer around it
     with pytest.raises(ValueError, match="linear placement"):

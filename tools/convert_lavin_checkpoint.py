@@ -1,17 +1,21 @@
 """Convert a checkpoint of the original LaVIN code into an mma adapter checkpoint.
 
-    python tools/convert_lavin_checkpoint.py checkpoint-19.pth lavin_7b_sqa_adapters.pth
+    python tools/convert_lavin_checkpoint.py checkpoint-19.pth lavin_7b_sqa_adapters.pth \
+        --config configs/lavin_7b_sqa_real_weights.py
 
 IN is a reference training checkpoint (``{'model', 'optimizer', 'epoch', 'scaler', 'args'}``,
 reference names, ``module.`` prefixes allowed). OUT is a flat ``{mma name: tensor}`` dict, written
-with ``torch.save`` or, for a ``.safetensors`` path, as safetensors. Use it as the model config's
-``adapter_checkpoint`` (a reference file also works there directly).
+with ``torch.save`` or, for a ``.safetensors`` path, as safetensors. CONFIG is the mma config of
+the model the adapters are for: its adapter slots name the tensors (the model is built on the meta
+device, no weights read). Use OUT as that config's ``adapter_checkpoint`` (a reference file also
+works there directly).
 """
 import argparse
 import os
 
 import torch
 
+from mma.builder import build_model, model_config
 from mma.models.adapter_checkpoint import read_adapter_state_dict
 
 
@@ -19,8 +23,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='reference LaVIN checkpoint-N.pth')
     parser.add_argument('dst', help='output mma adapter checkpoint (.pth or .safetensors)')
+    parser.add_argument('--config', required=True,
+                        help='mma config of the model the adapters are for')
     args = parser.parse_args(argv)
-    sd = read_adapter_state_dict(args.src)
+    with torch.device('meta'):
+        model = build_model(model_config(args.config))
+    sd = read_adapter_state_dict(args.src, model)
     sd = {k: v.contiguous() for k, v in sd.items()}
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
     if args.dst.endswith('.safetensors'):

@@ -35,15 +35,14 @@ def main(argv=None) -> None:
 
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
-    from mma.engine.compat import allow_unsafe_load_from_cfg
-    allow_unsafe_load_from_cfg(cfg)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     if args.adapter_checkpoint:
         model_cfg['adapter_checkpoint'] = args.adapter_checkpoint
     if not model_cfg.get('adapter_checkpoint'):
         raise ValueError('merge_adapters: no adapter checkpoint (set adapter_checkpoint in the '
                          'config or pass --adapter-checkpoint)')
-    model = mma.load_model(model_cfg, dtype=DTYPES[args.dtype])
+    model = mma.load_model(model_cfg, dtype=DTYPES[args.dtype],
+                           allow_unsafe=cfg.get('allow_unsafe_load', False))
     os.makedirs(args.out, exist_ok=True)
     from safetensors.torch import save_file
     for modality in args.modality:

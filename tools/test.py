@@ -26,7 +26,7 @@ def parse_args(argv=None):
     p.add_argument('--overwrite', action='store_true',
                    help='replace existing predictions files (otherwise the tool refuses)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     p.add_argument('--debug', action='store_true',
                    help='show the full traceback of a data or config error (also MMA_DEBUG=1)')
@@ -82,10 +82,9 @@ def evaluate(args) -> None:
     import mma
     import mma.datasets  # noqa: F401
     import mma.evaluation  # noqa: F401
-    from mma.engine.compat import allow_unsafe_load_from_cfg, setup_distributed
+    from mma.engine.distributed import setup_distributed
     from mma.engine import runner_with_model
     from mma.registry import explain_unknown_types
-    allow_unsafe_load_from_cfg(cfg)
     setup_distributed(cfg, args.launcher)
     with explain_unknown_types():
         model = mma.load_model(cfg, args.checkpoint)  # base weights, then the adapters

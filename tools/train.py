@@ -18,7 +18,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mma.engine import MMARunner
-from mma.engine.compat import allow_unsafe_load_from_cfg, apply_mmengine_fixes, setup_distributed
+from mma.engine.distributed import setup_distributed
+from mma.engine.mmengine_fixes import apply_mmengine_fixes
 from mma.engine.runner import sync_data_with_model
 from mma.errors import MMAUserError, report_user_errors
 from mma.registry import RUNNERS, explain_unknown_types
@@ -155,9 +156,8 @@ def main(argv=None):
 
 
 def train(args) -> None:
-    apply_mmengine_fixes()
     cfg = build_cfg(args)
-    allow_unsafe_load_from_cfg(cfg)
+    apply_mmengine_fixes(allow_unsafe=cfg.get('allow_unsafe_load', False))
     if args.check:
         from mma.engine.preflight import preflight
         ok, lines = preflight(cfg)

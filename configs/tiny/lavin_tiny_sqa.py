@@ -1,5 +1,5 @@
 # A tiny LaVIN trained on a tiny ScienceQA-layout data set: runs on CPU in seconds.
-#   python -c "import mma.testing as t; t.make_tiny_scienceqa('work_dirs/tiny_sqa')"
+#   python -c "import mma.toy as t; t.make_tiny_scienceqa('work_dirs/tiny_sqa')"
 #   python tools/train.py configs/tiny/lavin_tiny_sqa.py --work-dir work_dirs/tiny
 #   python tools/test.py configs/tiny/lavin_tiny_sqa.py work_dirs/tiny/epoch_6.pth
 # Paths: --cfg-options train_dataloader.dataset.data_root=DIR \

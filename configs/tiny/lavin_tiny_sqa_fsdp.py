@@ -4,7 +4,7 @@ _base_ = ['./lavin_tiny_sqa.py']
 
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='mma.CompatFSDPStrategy',  # mmengine's FSDPStrategy + the resume fix (mma.engine.compat)
+    type='mma.CompatFSDPStrategy',  # mmengine's FSDPStrategy + the resume fix (mma.engine.fsdp)
     state_dict_cfg='full',      # rank 0 writes one file; TrainableCheckpointHook keeps adapters
     model_wrapper=dict(use_orig_params=True),  # frozen and trainable tensors share FSDP units
 )

@@ -49,7 +49,7 @@ class Size:
 
 
 def sizes() -> Dict[str, Size]:
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     lavin = dict(type='LaVIN', llm_adapter=_routed(10.0), vit_adapter=_routed(10.0),
                  projector=dict(type='LaVINProjector', hidden=128))
     vit_l = dict(type='CLIPViT', model_name='ViT-L-14-quickgelu', feature_every=4)

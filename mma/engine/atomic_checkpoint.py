@@ -18,7 +18,7 @@ every state on disk is resumable:
 
 A failed save removes its temporary file and re-raises; leftovers of a killed save are removed
 when training starts. The message hub is stored as plain data, so that the file loads with
-``torch.load(weights_only=True)`` (:func:`mma.engine.compat.plain_message_hub`). Non-local
+``torch.load(weights_only=True)`` (:func:`mma.checkpoint_file.plain_message_hub`). Non-local
 ``out_dir`` back ends (e.g. ``s3://``) fall back to mmengine's
 behaviour.
 """
@@ -33,7 +33,7 @@ from mmengine.hooks import CheckpointHook
 
 from mma.registry import HOOKS
 
-from .compat import plain_message_hub
+from mma.checkpoint_file import plain_message_hub
 
 TMP_PREFIX = '.tmp-'
 
@@ -104,7 +104,7 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         # mmengine pickles HistoryBuffer objects: store them as plain data so that the file
-        # loads with torch.load(weights_only=True) (mma.engine.compat, fix 1)
+        # loads with torch.load(weights_only=True) (mma.checkpoint_file)
         plain_message_hub(checkpoint)
 
     def before_train(self, runner) -> None:

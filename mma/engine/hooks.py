@@ -10,10 +10,13 @@ from mmengine.model import is_model_wrapper
 from mma.models.adapter_checkpoint import check_adapter_keys
 from mma.registry import HOOKS
 
-_WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
+#: Name parts that model wrappers (FSDP, activation checkpointing, torch.compile) insert.
+WRAPPER_PARTS = re.compile(r'(_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
 
 
-def _unwrap(model):
+def _strip_model_wrapper(model):
+    """The model inside a DDP/FSDP model wrapper, or ``model`` itself (unlike
+    :func:`mma.slots.unwrap`, which takes a backbone module out of an ``AdaptedModule``)."""
     return model.module if is_model_wrapper(model) else model
 
 
@@ -23,7 +26,7 @@ def _is_fsdp(model) -> bool:
 
 def trainable_keys(model) -> Set[str]:
     """Names of the model's trainable (saved) tensors, wrapper prefixes removed."""
-    return {_WRAPPER_PARTS.sub('', n) for n in _unwrap(model).trainable_names()}
+    return {WRAPPER_PARTS.sub('', n) for n in _strip_model_wrapper(model).trainable_names()}
 
 
 @HOOKS.register_module()
@@ -50,7 +53,7 @@ class TrainableCheckpointHook(Hook):
         if not _is_fsdp(runner.model):
             # mmengine's loader warns about every missing key; give it the frozen tensors the
             # model already holds (copying a tensor onto itself is a no-op).
-            full = _unwrap(runner.model).state_dict()
+            full = _strip_model_wrapper(runner.model).state_dict()
             full.update(sd)
             sd = full
         checkpoint['state_dict'] = sd
@@ -84,7 +87,7 @@ class VocabCheckHook(Hook):
 
     def _check(self, runner, loop, name: str) -> None:
         from mma.datasets.validate import check_dataset_vocab
-        llm = getattr(_unwrap(runner.model), 'llm', None)
+        llm = getattr(_strip_model_wrapper(runner.model), 'llm', None)
         dataloader = getattr(loop, 'dataloader', None)
         if llm is not None and dataloader is not None:
             check_dataset_vocab(dataloader.dataset, llm.vocab_size, name)

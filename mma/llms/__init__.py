@@ -5,14 +5,15 @@ from .checkpoints import load_llama_weights, read_llama_args, save_meta_checkpoi
 from .llama import (Attention, FeedForward, LLaMA, RMSNorm, TransformerBlock, apply_rope,
                     build_llama_from_folder, rope_cos_sin)
 from .lowbit import QUANTIZATION_MODES, quantize_llama
-from .presets import LLAMA_PRESETS
+from .families import PRESETS as LLAMA_PRESETS
+from .family import LLMFamily, register_family
 from .hf_tokenizer import HFTokenizer
 from .tokenizer import SentencePieceTokenizer, build_tokenizer
 
 __all__ = [
     'Attention', 'FeedForward', 'HFTokenizer', 'KVCache', 'LLMBackbone', 'LLaMA', 'LLaMAArgs',
-    'LLAMA_PRESETS',
+    'LLAMA_PRESETS', 'LLMFamily',
     'QUANTIZATION_MODES', 'RMSNorm', 'SentencePieceTokenizer', 'TransformerBlock', 'apply_rope',
     'build_llama_from_folder', 'build_tokenizer', 'load_llama_weights', 'quantize_llama',
-    'read_llama_args', 'rope_cos_sin', 'save_meta_checkpoint'
+    'read_llama_args', 'register_family', 'rope_cos_sin', 'save_meta_checkpoint'
 ]

@@ -5,7 +5,7 @@ keyword may repeat them, and one that disagrees is an error naming the field, bo
 file (:func:`resolve_args`). Fields the folder does not state come from the keywords, then the
 preset, then the defaults.
 """
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 from mma.errors import MMAUserError
@@ -18,6 +18,9 @@ class LLaMAArgs:
 
     Args:
         qkv_bias: Biases on the q/k/v projections (Qwen2 / Qwen2.5).
+        intermediate_size: The FFN width, as HF's ``config.json`` states it. When None it is
+            derived from ``dim``, ``multiple_of`` and ``ffn_dim_multiplier`` as Meta's
+            ``params.json`` leaves it (:attr:`ffn_hidden_dim`).
         tie_embeddings: The output head shares the token embedding (LLaMA-3.2, small Qwen2.5).
         rope_scaling: ``None`` or LLaMA-3.1's ``dict(rope_type='llama3', factor=8.0,
             low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)``.
@@ -29,6 +32,7 @@ class LLaMAArgs:
     vocab_size: int = 32000
     multiple_of: int = 256
     ffn_dim_multiplier: Optional[float] = None
+    intermediate_size: Optional[int] = None
     norm_eps: float = 1e-6
     rope_theta: float = 10000.0
     max_seq_len: int = 2048
@@ -55,23 +59,18 @@ class LLaMAArgs:
 
     @property
     def ffn_hidden_dim(self) -> int:
+        if self.intermediate_size is not None:
+            return self.intermediate_size
         hidden = int(2 * 4 * self.dim / 3)
         if self.ffn_dim_multiplier is not None:
             hidden = int(self.ffn_dim_multiplier * hidden)
         return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> 'LLaMAArgs':
-        """From a ``params.json``-like dict; unknown keys are ignored, ``vocab_size`` -1 dropped."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if kw.get('vocab_size', 0) is not None and kw.get('vocab_size', 0) < 0:
-            kw.pop('vocab_size')
-        return cls(**kw)
-
 
 #: Fields whose file value is an upper bound for the configured one, not a value to repeat.
 _UPPER_BOUNDS = ('max_seq_len', )
+#: Fields that together give the FFN width: compared as the width they give.
+_FFN_KEYS = ('multiple_of', 'ffn_dim_multiplier', 'intermediate_size')
 
 
 def resolve_args(preset_name: Optional[str], preset: dict, kwargs: dict,
@@ -93,7 +92,7 @@ def resolve_args(preset_name: Optional[str], preset: dict, kwargs: dict,
 
     problems = []
     for name, value in file_kw.items():
-        if name not in given or name in ('multiple_of', 'ffn_dim_multiplier'):
+        if name not in given or name in _FFN_KEYS:
             continue
         mine = given[name]
         if name in _UPPER_BOUNDS:
@@ -102,16 +101,20 @@ def resolve_args(preset_name: Optional[str], preset: dict, kwargs: dict,
                                 'supports')
         elif not _same(mine, value):
             problems.append(f'{where(name)}={mine!r} but {source} says {name}={value!r}')
-    merged = {**given, **file_kw}
+    file_ffn = any(k in file_kw for k in _FFN_KEYS)
+    merged = {**{k: v for k, v in given.items() if not (file_ffn and k in _FFN_KEYS)},
+              **file_kw}
     for name in _UPPER_BOUNDS:
         if name in given and name in file_kw:
             merged[name] = given[name]
-    ffn_keys = ('multiple_of', 'ffn_dim_multiplier')
-    if any(k in given for k in ffn_keys):
-        mine = LLaMAArgs(**{**merged, **{k: given[k] for k in ffn_keys if k in given}})
+    if file_ffn and any(k in given for k in _FFN_KEYS):
+        # the given keys replace the file's of the same kind (Meta's rule or an explicit width)
+        drop = _FFN_KEYS if 'intermediate_size' in given else ('intermediate_size', )
+        mine = LLaMAArgs(**{**{k: v for k, v in merged.items() if k not in drop},
+                            **{k: given[k] for k in _FFN_KEYS if k in given}})
         theirs = LLaMAArgs(**merged)
         if mine.ffn_hidden_dim != theirs.ffn_hidden_dim:
-            src = ', '.join(f'{where(k)}={given[k]!r}' for k in ffn_keys if k in given)
+            src = ', '.join(f'{where(k)}={given[k]!r}' for k in _FFN_KEYS if k in given)
             problems.append(f'FFN width {mine.ffn_hidden_dim} from {src} but {source} gives '
                             f'{theirs.ffn_hidden_dim}')
     if problems:

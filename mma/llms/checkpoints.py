@@ -7,13 +7,14 @@ memory-mapped, every tensor is merged and cast once to the target dtype, and the
 """
 import json
 import os
-from dataclasses import fields
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .args import LLaMAArgs
+from .families import family_for
+from .families.llama import read_meta_params
 from .hf_format import hf_permute, hf_unpermute, iter_hf_state_dict  # noqa: F401  (re-exported)
 from .meta_format import _mmap_load, iter_meta_state_dict, meta_shards, save_meta_checkpoint  # noqa: F401,E501
 
@@ -43,28 +44,22 @@ def find_tokenizer(path: str) -> Optional[str]:
 def read_llama_args(path: str) -> dict:
     """The sizes a Meta or HF folder states (:class:`~mma.llms.args.LLaMAArgs` fields).
 
-    Meta's ``params.json`` leaves some fields implicit, as Meta's code reads them: ``n_kv_heads``
-    = ``n_heads``, ``rope_theta`` = 10000, no ``ffn_dim_multiplier``; ``vocab_size`` (-1 there)
-    comes from the embedding matrix of the weights (a memory-mapped shape, no tensor read). The
-    ``_source`` key names the file, for error messages.
+    A ``config.json`` is read by its family's reader (:mod:`mma.llms.families`, by
+    ``model_type``); a ``params.json`` as Meta's code reads it
+    (:func:`mma.llms.families.llama.read_meta_params`), with ``vocab_size`` (-1 there) from the
+    embedding matrix of the weights (a memory-mapped shape, no tensor read). The ``_source`` key
+    names the file, for error messages.
     """
     fmt = checkpoint_format(path)
     if fmt == 'meta':
         file = os.path.join(path, 'params.json')
-        raw = _read_json(file)
-        names = {f.name for f in fields(LLaMAArgs)}
-        kw = {k: v for k, v in raw.items() if k in names}
-        kw.setdefault('n_kv_heads', kw.get('n_heads'))
-        kw.setdefault('rope_theta', 10000.0)
-        kw.setdefault('ffn_dim_multiplier', None)
-        if raw.get('use_scaled_rope'):  # LLaMA-3.1+: Meta's code hard-codes these numbers
-            kw['rope_scaling'] = dict(rope_type='llama3', factor=8.0, low_freq_factor=1.0,
-                                      high_freq_factor=4.0, original_max_position_embeddings=8192)
+        kw = read_meta_params(_read_json(file))
         if kw.get('vocab_size') is None or kw['vocab_size'] < 0:
             kw['vocab_size'] = checkpoint_vocab_size(path)
     else:
         file = os.path.join(path, 'config.json')
-        kw = hf_config_to_args(_read_json(file), file)
+        cfg = _read_json(file)
+        kw = family_for(cfg, file).read_hf_config(cfg, file)
     if kw.get('n_kv_heads') is None:
         kw.pop('n_kv_heads', None)
     kw['_source'] = file
@@ -79,57 +74,9 @@ def _read_json(file: str) -> dict:
         raise ValueError(f'{file} is not valid UTF-8 JSON: {err}') from None
 
 
-#: HF ``model_type`` s that are the LLaMA block with switches (:class:`LLaMAArgs`).
-HF_FAMILIES = ('llama', 'mistral', 'qwen2')
-
-
-def hf_config_to_args(cfg: dict, path: str = 'config.json') -> dict:
-    """Translate an HF ``config.json`` of the LLaMA family (LLaMA-1/2/3.x, Vicuna, Mistral,
-    Qwen2/2.5) into :class:`LLaMAArgs` fields. RoPE settings are read in both forms: top-level
-    ``rope_theta`` / ``rope_scaling`` (folders written by transformers 4) and
-    ``rope_parameters`` (transformers 5)."""
-    family = cfg.get('model_type', 'llama')
-    unsupported = []
-    if family not in HF_FAMILIES:
-        unsupported.append(f'model_type={family!r} (supported: {", ".join(HF_FAMILIES)})')
-    if cfg.get('hidden_act', 'silu') != 'silu':
-        unsupported.append(f"hidden_act={cfg['hidden_act']!r}")
-    if family != 'qwen2' and cfg.get('attention_bias'):
-        unsupported.append('attention_bias (a bias on o_proj too)')
-    if cfg.get('mlp_bias'):
-        unsupported.append('mlp_bias')
-    rope = dict(cfg.get('rope_parameters') or {})
-    scaling = dict(cfg.get('rope_scaling') or {})
-    rope.update({k: v for k, v in scaling.items() if k not in rope})
-    rope_type = rope.get('rope_type', rope.get('type', 'default'))
-    if rope_type not in ('default', 'llama3', None):
-        unsupported.append(f'rope scaling {rope_type!r}')
-    if unsupported:
-        raise ValueError(f'{path}: unsupported LLaMA-family variant ({", ".join(unsupported)})')
-    dim, hidden = cfg['hidden_size'], cfg['intermediate_size']
-    kw = dict(dim=dim, n_layers=cfg['num_hidden_layers'], n_heads=cfg['num_attention_heads'],
-              n_kv_heads=cfg.get('num_key_value_heads') or cfg['num_attention_heads'],
-              vocab_size=cfg['vocab_size'], norm_eps=cfg.get('rms_norm_eps', 1e-6),
-              rope_theta=float(rope.get('rope_theta', cfg.get('rope_theta', 10000.0))),
-              max_seq_len=cfg.get('max_position_embeddings', 2048),
-              qkv_bias=family == 'qwen2',
-              tie_embeddings=bool(cfg.get('tie_word_embeddings', False)),
-              rope_scaling=None)
-    if rope_type == 'llama3':
-        kw['rope_scaling'] = dict(
-            rope_type='llama3', factor=float(rope['factor']),
-            low_freq_factor=float(rope.get('low_freq_factor', 1.0)),
-            high_freq_factor=float(rope.get('high_freq_factor', 4.0)),
-            original_max_position_embeddings=int(rope.get('original_max_position_embeddings',
-                                                          8192)))
-    if cfg.get('head_dim') not in (None, dim // kw['n_heads']):
-        raise ValueError(f"{path}: head_dim={cfg['head_dim']} != hidden_size / num_heads")
-    kw.update(_ffn_args(dim, hidden))
-    return kw
-
-
 def _ffn_args(dim: int, hidden: int) -> dict:
-    """``multiple_of`` / ``ffn_dim_multiplier`` that give FFN width ``hidden`` (HF states it)."""
+    """``multiple_of`` / ``ffn_dim_multiplier`` that give FFN width ``hidden`` by Meta's rule
+    (to write an explicit width into a ``params.json``)."""
     if LLaMAArgs(dim=dim, n_heads=1, multiple_of=256).ffn_hidden_dim == hidden:
         return dict(multiple_of=256, ffn_dim_multiplier=None)
     base = int(2 * 4 * dim / 3)  # LLaMAArgs rounds ceil(mult * base / hidden) * hidden = hidden
@@ -191,10 +138,10 @@ def load_llama_weights(model: nn.Module, path: str, dtype: Optional[torch.dtype]
         dtype: Target dtype; default: the model's current parameter dtype.
     """
     fmt = checkpoint_format(path)
-    ref = model.tok_embeddings.weight
-    dtype = dtype or ref.dtype
-    device = torch.device('cpu') if ref.is_meta else ref.device
     own = model.base_state_dict()
+    ref = next(iter(own.values()))
+    dtype = dtype or model.dtype
+    device = torch.device('cpu') if ref.is_meta else ref.device
     tok = find_tokenizer(path)
     if tok is not None:
         check_tokenizer_vocab(tok, checkpoint_vocab_size(path), f'checkpoint {path}')
@@ -207,7 +154,7 @@ def load_llama_weights(model: nn.Module, path: str, dtype: Optional[torch.dtype]
     for key, t in items:
         if key not in own:
             raise KeyError(f'{path}: key {key!r} has no place in the model (a different '
-                           f'architecture? model has {model.args.n_layers} layers)')
+                           f'architecture? model has {model.num_layers} layers)')
         if tuple(t.shape) != tuple(own[key].shape):
             if key in ('tok_embeddings.weight', 'output.weight') and \
                     t.shape[0] != own[key].shape[0]:
@@ -237,8 +184,11 @@ def load_llama_weights(model: nn.Module, path: str, dtype: Optional[torch.dtype]
 
 
 def meta_params(args: LLaMAArgs) -> dict:
-    """A ``params.json`` dict for ``args`` (Meta's field names)."""
+    """A ``params.json`` dict for ``args`` (Meta's field names; an explicit FFN width written as
+    the ``multiple_of`` / ``ffn_dim_multiplier`` that give it)."""
+    ffn = dict(multiple_of=args.multiple_of, ffn_dim_multiplier=args.ffn_dim_multiplier)
+    if args.intermediate_size is not None:
+        ffn = _ffn_args(args.dim, args.intermediate_size)
     return dict(dim=args.dim, n_layers=args.n_layers, n_heads=args.n_heads,
-                n_kv_heads=args.n_kv_heads, vocab_size=args.vocab_size,
-                multiple_of=args.multiple_of, ffn_dim_multiplier=args.ffn_dim_multiplier,
+                n_kv_heads=args.n_kv_heads, vocab_size=args.vocab_size, **ffn,
                 norm_eps=args.norm_eps, rope_theta=args.rope_theta)

@@ -1,32 +1,22 @@
-"""The HF layout of LLaMA-family weights: ``config.json`` + ``*.safetensors`` /
-``pytorch_model*.bin`` (sharded with an index), keys mapped to mma's (= Meta's) names and q/k rows
-un-permuted to Meta's rotary layout."""
+"""The HF layout of LLaMA-like weights: ``config.json`` + ``*.safetensors`` /
+``pytorch_model*.bin`` (sharded with an index), keys mapped to mma's (= Meta's) names by the
+family's key map (:mod:`mma.llms.families`), fused tensors split and q/k rows un-permuted to Meta's
+rotary layout."""
 import json
 import os
 import re
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple, Union
 
 from torch import Tensor
 
 from mma.fileio import open_safetensors
 
+from .args import LLaMAArgs
+from .families import family_for
+from .family import LLMFamily, Split, split_rows
 from .meta_format import Cast, _mmap_load, _release
 
-# HF name (after ``model.layers.{i}.``) -> Meta name (after ``layers.{i}.``).
-_HF_LAYER_KEYS = {
-    'self_attn.q_proj.weight': 'attention.wq.weight',
-    'self_attn.k_proj.weight': 'attention.wk.weight',
-    'self_attn.v_proj.weight': 'attention.wv.weight',
-    'self_attn.q_proj.bias': 'attention.wq.bias',  # Qwen2
-    'self_attn.k_proj.bias': 'attention.wk.bias',
-    'self_attn.v_proj.bias': 'attention.wv.bias',
-    'self_attn.o_proj.weight': 'attention.wo.weight',
-    'mlp.gate_proj.weight': 'feed_forward.w1.weight',
-    'mlp.down_proj.weight': 'feed_forward.w2.weight',
-    'mlp.up_proj.weight': 'feed_forward.w3.weight',
-    'input_layernorm.weight': 'attention_norm.weight',
-    'post_attention_layernorm.weight': 'ffn_norm.weight',
-}
+#: Keys outside the blocks, the same in every LLaMA-like family.
 _HF_TOP_KEYS = {'model.embed_tokens.weight': 'tok_embeddings.weight',
                 'model.norm.weight': 'norm.weight', 'lm_head.weight': 'output.weight'}
 
@@ -75,43 +65,64 @@ def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
             yield key, sd.pop(key), True
 
 
-def hf_key_to_meta(key: str) -> Optional[str]:
-    """mma/Meta name of an HF LLaMA key; None for keys to skip (``rotary_emb.inv_freq``)."""
+def hf_key_to_mma(key: str, family: LLMFamily) -> Union[None, str, Tuple[str, Split]]:
+    """mma's name of an HF key by the family's key map: a name, ``(layer prefix, split)`` for a
+    fused tensor, or None for keys to skip (``rotary_emb.inv_freq``)."""
     if key in _HF_TOP_KEYS:
         return _HF_TOP_KEYS[key]
     m = re.fullmatch(r'model\.layers\.(\d+)\.(.+)', key)
-    if m and m.group(2) in _HF_LAYER_KEYS:
-        return f'layers.{m.group(1)}.{_HF_LAYER_KEYS[m.group(2)]}'
+    if m and m.group(2) in family.layer_keys:
+        name = family.layer_keys[m.group(2)]
+        prefix = f'layers.{m.group(1)}.'
+        return prefix + name if isinstance(name, str) else (prefix, name)
     if key.endswith('rotary_emb.inv_freq'):
         return None
-    raise KeyError(f'unexpected key {key!r} in an HF LLaMA-family checkpoint')
+    raise KeyError(f'unexpected key {key!r} in an HF {family.name} checkpoint')
+
+
+def _split(key: str, t: Tensor, prefix: str, split: Split, args) -> Iterator[Tuple[str, Tensor]]:
+    """The pieces of a fused tensor (rows of ``q|k|v`` or ``gate|up``), as mma's keys."""
+    rows = split_rows(split, args)
+    if sum(rows) != t.shape[0]:
+        raise ValueError(f'{key}: {t.shape[0]} rows, but the sizes in config.json give '
+                         f'{" + ".join(map(str, rows))} for {[n for n, _ in split]}')
+    for (name, _), piece in zip(split, t.split(rows, dim=0)):
+        yield prefix + name, piece
 
 
 def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
-    """Yield ``(meta_key, tensor)`` from an HF folder, q/k rows un-permuted, cast once."""
+    """Yield ``(mma_key, tensor)`` from an HF folder by its family's key map: fused tensors
+    split, q/k rows un-permuted, each cast once."""
     files = hf_weight_files(path)
-    with open(os.path.join(path, 'config.json'), encoding='utf-8') as f:
+    file = os.path.join(path, 'config.json')
+    with open(file, encoding='utf-8') as f:
         cfg = json.load(f)
-    n_heads = cfg['num_attention_heads']
-    n_kv_heads = cfg.get('num_key_value_heads') or n_heads
+    family = family_for(cfg, file)
+    args = LLaMAArgs(**family.read_hf_config(cfg, file))
     seen_output = False
     embed = None
     for file in files:
         for key, raw, mapped in _iter_hf_file(file):
-            t = raw
-            name = hf_key_to_meta(key)
+            name = hf_key_to_mma(key, family)
             if name is None:
                 continue
-            if name.endswith(('attention.wq.weight', 'attention.wk.weight',
-                              'attention.wq.bias', 'attention.wk.bias')):
-                heads = n_heads if '.wq.' in name else n_kv_heads
-                t = hf_unpermute(t, heads) if t.dim() == 2 else hf_unpermute(t[:, None], heads)[:, 0]
-            t = cast(t)
-            seen_output |= name == 'output.weight'
-            if name == 'tok_embeddings.weight':
-                embed = t
-            yield name, t
-            if mapped and name != 'tok_embeddings.weight':
-                _release(raw, t)
-    if not seen_output and cfg.get('tie_word_embeddings') and embed is not None:
+            pieces = [(name, raw)] if isinstance(name, str) else _split(key, raw, *name, args)
+            kept = []
+            for name, t in pieces:
+                if name.endswith(('attention.wq.weight', 'attention.wk.weight',
+                                  'attention.wq.bias', 'attention.wk.bias')):
+                    heads = args.n_heads if '.wq.' in name else args.n_kv_heads
+                    t = hf_unpermute(t, heads) if t.dim() == 2 else \
+                        hf_unpermute(t[:, None], heads)[:, 0]
+                t = cast(t)
+                seen_output |= name == 'output.weight'
+                if name == 'tok_embeddings.weight':
+                    embed = t
+                kept.append(t)
+                yield name, t
+            if mapped and name != 'tok_embeddings.weight':  # not while a piece is a view of raw
+                ptr = raw.untyped_storage().data_ptr()
+                _release(raw, next((t for t in kept if t.device.type == 'cpu' and
+                                    t.untyped_storage().data_ptr() == ptr), kept[-1]))
+    if not seen_output and args.tie_embeddings and embed is not None:
         yield 'output.weight', embed

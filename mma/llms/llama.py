@@ -1,4 +1,5 @@
-"""LLaMA (Meta layout) with explicit adapter slots and an optional KV cache.
+"""LLaMA (Meta layout) with explicit adapter slots and an optional KV cache: the one model of every
+LLaMA-like family (:mod:`mma.llms.families`).
 
 Module and parameter names mirror Meta's checkpoint keys (``tok_embeddings``, ``layers.{i}.attention.wq``,
 ``attention_norm``, ``feed_forward.w1``, ``ffn_norm``, ``norm``, ``output``) so Meta weights load as is.
@@ -11,7 +12,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from mma.registry import LLMS
 from mma.slots import AdapterSlot, base_state_dict, call_linear, empty_slots, layer_slots
@@ -179,8 +180,9 @@ class LLaMA(LLMBackbone):
     """The LLaMA decoder (implements :class:`~mma.llms.base.LLMBackbone`).
 
     Args:
-        preset: A name from :data:`mma.llms.LLAMA_PRESETS` (e.g. ``'llama-7b'``); keyword
-            hyperparameters override it.
+        preset: A name from :data:`mma.llms.LLAMA_PRESETS` (e.g. ``'llama-7b'``; every
+            registered family's presets, :mod:`mma.llms.families`); keyword hyperparameters
+            override it.
         attn_backend: ``'sdpa'`` (default), ``'eager'`` (reference-style matmul-softmax) or
             ``'xformers'`` (CUDA only).
         gradient_checkpointing: Recompute each block in the backward pass (training only).
@@ -207,7 +209,7 @@ class LLaMA(LLMBackbone):
         super().__init__()
         from .checkpoints import read_llama_args
         from .lowbit import check_quantization
-        from .presets import LLAMA_PRESETS
+        from .families import PRESETS as LLAMA_PRESETS
         check_quantization(quantization)
         self.quantization = quantization
         if attn_backend not in ATTN_BACKENDS:
@@ -294,7 +296,8 @@ class LLaMA(LLMBackbone):
         ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.layers:
             if ckpt:
-                h = checkpoint(layer, h, cos, sin, mask, ctx, cache, use_reentrant=False)
+                h = recompute_in_backward(layer, h, cos, sin, mask, ctx, cache,
+                                          use_reentrant=False)
             else:
                 h = layer(h, cos, sin, mask, ctx, cache)
         if cache is not None:

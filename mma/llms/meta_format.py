@@ -1,5 +1,6 @@
 """Meta's LLaMA layout: ``params.json`` + ``consolidated.NN.pth`` shards split along the
-model-parallel dims (reference doc §7). Reading is frugal: shards are memory-mapped and every tensor
+model-parallel dims (Meta's llama/model.py: ``ColumnParallelLinear`` / ``RowParallelLinear`` /
+``ParallelEmbedding``). Reading is frugal: shards are memory-mapped and every tensor
 is merged and cast once."""
 import ctypes
 import glob
@@ -16,7 +17,8 @@ from mma.fileio import torch_load
 
 Cast = Callable[[Tensor], Tensor]
 
-# Meta model-parallel layout (reference doc §7): the dim each shard splits; None = replicated.
+# Meta's model-parallel layout (llama/model.py: column-parallel layers split dim 0, row-parallel
+# ones and the embedding dim 1): the dim each shard splits; None = replicated.
 _META_SHARD_DIM = {
     'tok_embeddings.weight': 1, 'output.weight': 0, 'norm.weight': None,
     'attention.wq.weight': 0, 'attention.wk.weight': 0, 'attention.wv.weight': 0,

@@ -5,11 +5,14 @@ Every mma tokenizer has ``encode(text, bos=False, eos=False)``, ``decode(ids)``,
 ``model_path``. :func:`build_tokenizer` (``dict(type='AutoTokenizer', path=...)``) takes the one a
 weights folder ships: ``tokenizer.model`` (sentencepiece) or ``tokenizer.json`` (HF).
 """
+import json
 import os
 from typing import List, Optional, Sequence
 
 from mma.fileio import reading
 from mma.registry import TOKENIZERS
+
+from .families import family_for
 
 
 @TOKENIZERS.register_module()
@@ -56,12 +59,28 @@ TOKENIZER_FILES = ('tokenizer.model', 'tokenizer.json')
 
 def find_tokenizer_file(folder: str) -> Optional[str]:
     """``tokenizer.model`` or ``tokenizer.json`` in ``folder`` or one level up (Meta's layout
-    keeps ``tokenizer.model`` next to the size folders), else None."""
+    keeps ``tokenizer.model`` next to the size folders), else None. An HF folder whose family
+    names its ``tokenizer_file`` (Phi-3: ``tokenizer.json``) gets that one when present."""
+    preferred = _family_tokenizer_file(folder)
+    if preferred is not None and os.path.isfile(os.path.join(folder, preferred)):
+        return os.path.join(folder, preferred)
     for where in (folder, os.path.dirname(os.path.abspath(folder))):
         for name in TOKENIZER_FILES:
             if os.path.isfile(os.path.join(where, name)):
                 return os.path.join(where, name)
     return None
+
+
+def _family_tokenizer_file(folder: str) -> Optional[str]:
+    file = os.path.join(folder, 'config.json')
+    if not os.path.isfile(file):
+        return None
+    try:
+        with open(file, encoding='utf-8') as f:
+            cfg = json.load(f)
+        return family_for(cfg, file).tokenizer_file
+    except (ValueError, UnicodeDecodeError):  # not a family's config: the default order
+        return None
 
 
 def build_tokenizer(path: Optional[str] = None, model_path: Optional[str] = None):

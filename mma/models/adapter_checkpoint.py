@@ -3,45 +3,52 @@
 An mma adapter checkpoint is a flat ``{name: tensor}`` dict of the model's trainable tensors
 (``model.trainable_state_dict()``) saved with ``torch.save`` or as ``.safetensors``.
 :func:`read_adapter_state_dict` also accepts an mmengine checkpoint (its ``state_dict``) and a
-reference LaVIN training checkpoint ``checkpoint-N.pth`` (``{'model', 'optimizer', 'epoch',
-'scaler', 'args'}``, reference names, Conv1d shapes, maybe ``module.`` prefixes), which it converts
-(reference doc §7):
+training checkpoint of the original LaVIN code, ``checkpoint-N.pth`` (``{'model', 'optimizer',
+'epoch', 'scaler', 'args'}``, its own names, Conv1d shapes, maybe ``module.`` prefixes), which it
+converts for a given model (the layout of ``LaVIN/lavin/model.py`` and
+``LaVIN/lavin/mm_adapter.py`` of the original code; docs/weights.md):
 
 =====================================================  ============================================
-reference                                              mma
+original LaVIN                                         mma
 =====================================================  ============================================
-``layers.{i}.adapter_attn.conv_A.weight [8, d, 1]``    ``llm.layers.{i}.adapter_attn.down.weight``
-``layers.{i}.adapter_attn.conv_B.weight [d, 4, 1]``    ``....experts.0.weight`` (``up`` if not routed)
-``layers.{i}.adapter_attn.conv_D.*``                   ``....experts.1.*``
-``layers.{i}.adapter_attn.expert_weights.*``           ``....router.linear.*``
-``layers.{i}.adapter_mlp.*``                           ``llm.layers.{i}.adapter_ffn.*``
-``backbone.visual.transformer.resblocks.{j}.``         ``vision.tower.transformer.resblocks.{j}.``
-``adapter_attn.*`` / ``adapter_mlp.*``                 ``ln_1.adapter.*`` / ``ln_2.adapter.*``
+``layers.{i}.adapter_attn.*``                          adapter of the LLM's ``attn`` slot ``i``
+``layers.{i}.adapter_mlp.*``                           adapter of the LLM's ``ffn`` slot ``i``
+``backbone.visual.transformer.resblocks.{j}.``         adapter of the vision encoder's ``attn`` /
+``adapter_attn.*`` / ``adapter_mlp.*``                 ``ffn`` slot ``j``
+``....conv_A.weight [8, d, 1]``                        ``....down.weight``
+``....conv_B.weight [d, 4, 1]``                        ``....experts.0.weight`` (``up`` if not routed)
+``....conv_D.*``                                       ``....experts.1.*``
+``....expert_weights.*``                               ``....router.linear.*``
 ``adapter_proj.conv_A.*`` / ``conv_B.*``               ``projector.fc1.*`` / ``projector.fc2.*``
 ``adapter_modality_embedding.weight``                  ``modality_embedding.weight``
 =====================================================  ============================================
+
+The model's adapter slots (:mod:`mma.slots`) name where each adapter sits, so the conversion
+holds for any backbone that declares ``attn`` and ``ffn`` slots, one per block in block order.
 """
 import os
 import re
-from typing import Dict, Iterable, Optional, Set, Union
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from mma.checkpoint_file import AllowUnsafe, load_checkpoint_file
 from mma.fileio import load_safetensors
+from mma.slots import AdapterSlot, slot_prefixes
 
-_SLOT = {'attn': ('adapter_attn', 'ln_1'), 'mlp': ('adapter_ffn', 'ln_2')}
+_KIND = {'attn': 'attn', 'mlp': 'ffn'}  # reference adapter name -> slot placement
 _PART = {'conv_A': 'down', 'conv_B': 'experts.0', 'conv_D': 'experts.1',
          'expert_weights': 'router.linear'}
-_LLM_RE = re.compile(r'layers\.(\d+)\.adapter_(attn|mlp)\.(conv_A|conv_B|conv_D|expert_weights)'
-                     r'\.(weight|bias)')
-_VIT_RE = re.compile(r'backbone\.visual\.transformer\.resblocks\.(\d+)\.adapter_(attn|mlp)\.'
-                     r'(conv_A|conv_B|conv_D|expert_weights)\.(weight|bias)')
+_ADAPTER = r'adapter_(attn|mlp)\.(conv_A|conv_B|conv_D|expert_weights)\.(weight|bias)'
+_LLM_RE = re.compile(r'layers\.(\d+)\.' + _ADAPTER)
+_VIT_RE = re.compile(r'backbone\.visual\.transformer\.resblocks\.(\d+)\.' + _ADAPTER)
 _TOP = {'adapter_proj.conv_A.weight': 'projector.fc1.weight',
         'adapter_proj.conv_A.bias': 'projector.fc1.bias',
         'adapter_proj.conv_B.weight': 'projector.fc2.weight',
         'adapter_proj.conv_B.bias': 'projector.fc2.bias',
         'adapter_modality_embedding.weight': 'modality_embedding.weight'}
+_WHAT = 'an adapter checkpoint (mma, mmengine or LaVIN)'
 
 
 def is_reference_state_dict(sd: Dict[str, Tensor]) -> bool:
@@ -49,15 +56,37 @@ def is_reference_state_dict(sd: Dict[str, Tensor]) -> bool:
     return any(_LLM_RE.fullmatch(k) or _VIT_RE.fullmatch(k) or k in _TOP for k in sd)
 
 
-def convert_reference_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Reference LaVIN names and Conv1d shapes -> mma names and Linear shapes.
+def _slot_prefixes(model: nn.Module) -> Dict[Tuple[str, str], List[str]]:
+    """``{(backbone, placement): state-dict prefix of each block's slot}`` of ``model``'s LLM
+    (``'llm'``) and vision encoder (``'vit'``), for placements ``'attn'`` and ``'ffn'``."""
+    out = {}
+    for part, backbone in (('llm', getattr(model, 'llm', None)),
+                           ('vit', getattr(model, 'vision', None))):
+        for kind in ('attn', 'ffn'):
+            try:
+                slots: List[AdapterSlot] = backbone.adapter_slots(kind) if backbone else []
+            except ValueError:  # a backbone may offer one placement only
+                slots = []
+            out[part, kind] = slot_prefixes(model, slots)
+    return out
+
+
+def convert_reference_state_dict(sd: Dict[str, Tensor], model: nn.Module) -> Dict[str, Tensor]:
+    """The original LaVIN code's names and Conv1d shapes -> ``model``'s names and Linear shapes.
+
+    Args:
+        sd: The reference state dict (``module.`` prefixes allowed).
+        model: The model the adapters are for (may be on the meta device): its adapter slots name
+            the adapters, filled or not (a tensor for an empty slot is then an unexpected key).
 
     Raises:
-        KeyError: listing every key that is not part of the documented reference layout.
+        KeyError: listing every key that is not part of the reference layout, or whose block the
+            model has no adapter slot for.
     """
     sd = {_strip_module(k): v for k, v in sd.items()}
+    prefixes = _slot_prefixes(model)
     routed = {k.rsplit('.', 2)[0] for k in sd if '.conv_D.' in k or '.expert_weights.' in k}
-    out, unknown = {}, []
+    out, unknown, no_slot = {}, [], []
     for key, t in sd.items():
         m_llm, m_vit = _LLM_RE.fullmatch(key), _VIT_RE.fullmatch(key)
         if key in _TOP:
@@ -66,25 +95,27 @@ def convert_reference_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
         if not (m_llm or m_vit):
             unknown.append(key)
             continue
-        idx, slot, part, kind = (m_llm or m_vit).groups()
+        idx, ref_kind, part, kind = (m_llm or m_vit).groups()
+        blocks = prefixes['llm' if m_llm else 'vit', _KIND[ref_kind]]
+        if int(idx) >= len(blocks):
+            no_slot.append(key)
+            continue
         if part == 'conv_B' and key.rsplit('.', 2)[0] not in routed:
             new_part = 'up'  # a plain (non-routed) RepAdapter
         else:
             new_part = _PART[part]
-        if m_llm:
-            name = f'llm.layers.{idx}.{_SLOT[slot][0]}.{new_part}.{kind}'
-        else:
-            name = f'vision.tower.transformer.resblocks.{idx}.{_SLOT[slot][1]}.adapter.' \
-                   f'{new_part}.{kind}'
         if part.startswith('conv_') and kind == 'weight':
             if t.dim() != 3 or t.shape[-1] != 1:
                 raise ValueError(f'reference key {key}: expected a Conv1d weight [out, in, 1], '
                                  f'got {tuple(t.shape)}')
             t = t[..., 0]
-        out[name] = t
+        out[f'{blocks[int(idx)]}{new_part}.{kind}'] = t
     if unknown:
         raise KeyError(f'{len(unknown)} keys are not part of the reference LaVIN checkpoint '
                        f'layout: {unknown[:10]}')
+    if no_slot:
+        raise KeyError(f'{len(no_slot)} keys of the reference LaVIN checkpoint are for blocks '
+                       f'the model has no adapter slot in (another model size?): {no_slot[:10]}')
     return out
 
 
@@ -92,16 +123,24 @@ def _strip_module(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
-def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
-    """Adapter tensors in mma names from an mma, mmengine or reference LaVIN checkpoint file."""
+def read_adapter_state_dict(path: str, model: Optional[nn.Module] = None,
+                            allow_unsafe: AllowUnsafe = False) -> Dict[str, Tensor]:
+    """Adapter tensors in mma names from an mma, mmengine or reference LaVIN checkpoint file.
+
+    Args:
+        path: The file (``.safetensors`` or a ``torch.save`` file).
+        model: The model the adapters are for; needed for a reference LaVIN checkpoint, whose
+            tensors the model's adapter slots name (:func:`convert_reference_state_dict`).
+        allow_unsafe: Permission to unpickle the file fully if it holds more than tensors and
+            plain data (True, or trusted paths; :mod:`mma.checkpoint_file`).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'adapter checkpoint not found: {path}')
     if path.endswith('.safetensors'):
-        obj = load_safetensors(path, 'an adapter checkpoint (mma, mmengine or LaVIN)')
+        obj = load_safetensors(path, _WHAT)
     else:
-        from mma.engine.compat import load_checkpoint_file  # mma.engine imports this module
-        obj = load_checkpoint_file(path, map_location='cpu',
-                                   what='an adapter checkpoint (mma, mmengine or LaVIN)')
+        obj = load_checkpoint_file(path, map_location='cpu', what=_WHAT,
+                                   allow_unsafe=allow_unsafe)
     if isinstance(obj, dict):
         for field in ('state_dict', 'model'):
             if isinstance(obj.get(field), dict):
@@ -112,8 +151,12 @@ def read_adapter_state_dict(path: str) -> Dict[str, Tensor]:
                          "possibly under 'state_dict' (mmengine) or 'model' (LaVIN)")
     sd = {_strip_module(k): v for k, v in obj.items()}
     if is_reference_state_dict(sd):
+        if model is None:
+            raise ValueError(f'{path} is a checkpoint of the original LaVIN code: its tensors are '
+                             'named by the adapter slots of the model they are for; pass the '
+                             'model (tools/convert_lavin_checkpoint.py: --config)')
         try:
-            return convert_reference_state_dict(sd)
+            return convert_reference_state_dict(sd, model)
         except (KeyError, ValueError) as err:
             raise type(err)(f'{path}: {err.args[0]}') from None
     return sd
@@ -149,15 +192,18 @@ def check_adapter_keys(keys: Iterable[str], trainable: Set[str], where: str = 'c
 
 
 @torch.no_grad()
-def load_adapter_checkpoint(model: nn.Module, checkpoint: Union[str, Dict[str, Tensor]]) -> None:
+def load_adapter_checkpoint(model: nn.Module, checkpoint: Union[str, Dict[str, Tensor]],
+                            allow_unsafe: AllowUnsafe = False) -> None:
     """Load adapter tensors into ``model`` strictly (:func:`check_adapter_keys`).
 
     Every trainable tensor of the model must be present with its shape; keys the model does not
     have are an error (listed); frozen base weights in the file (a full mmengine state dict) are
-    ignored, as base weights come from the base checkpoints.
+    ignored, as base weights come from the base checkpoints. ``allow_unsafe``: as for
+    :func:`read_adapter_state_dict`.
     """
     where = checkpoint if isinstance(checkpoint, str) else 'adapter state dict'
-    sd = read_adapter_state_dict(checkpoint) if isinstance(checkpoint, str) else dict(checkpoint)
+    sd = (read_adapter_state_dict(checkpoint, model, allow_unsafe) if isinstance(checkpoint, str)
+          else dict(checkpoint))
     own = model.state_dict()
     wanted = model.trainable_names()
     check_adapter_keys(sd, wanted, where, frozen=set(own) - wanted)

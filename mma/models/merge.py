@@ -3,8 +3,9 @@
 What is merged (exactly, up to float rounding):
 
 * **LLM adapters**, routed or not. A routed adapter's weights come from the hidden state of the
-  modality token, which sees only itself (reference doc §2): at inference they are a constant
-  ``(K,)`` per modality and layer, computed here by running the LLM on the modality token alone.
+  modality token, which sees only itself (LaVIN's mask, original ``lavin/model.py``): at inference
+  they are a constant ``(K,)`` per modality and layer, computed here by running the LLM on the
+  modality token alone.
   Each adapter folds (its ``fold(routing)``, :mod:`mma.adapters.base`) into the frozen layers its
   slot names (``AdapterSlot.folds_into``: for LLaMA's ``attn`` placement the q/k/v projections,
   which gain a bias; for ``ffn`` the two FFN input projections); an adapter in a linear slot (LoRA,

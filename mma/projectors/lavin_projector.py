@@ -1,4 +1,4 @@
-"""LaVIN's visual projector (the reference's ``adapter_proj``)."""
+"""LaVIN's visual projector (``adapter_proj`` in the original LaVIN code, ``lavin/model.py``)."""
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -9,7 +9,7 @@ from mma.registry import PROJECTORS
 class LaVINProjector(nn.Module):
     """Linear(vision width -> hidden) -> SiLU -> Linear(hidden -> LLM dim), xavier init, zero bias.
 
-    The reference's ``adapter_proj`` (``conv_A``/``conv_B``, see
+    The original LaVIN code's ``adapter_proj`` (``conv_A``/``conv_B``, see
     :mod:`mma.models.adapter_checkpoint`); parameter names ``fc1``/``fc2``.
 
     Args:
@@ -29,5 +29,3 @@ class LaVINProjector(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(F.silu(self.fc1(x)))
 
-
-VisualProjector = LaVINProjector  # its name before projectors were registered

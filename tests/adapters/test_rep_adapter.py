@@ -35,7 +35,7 @@ def test_adapter_is_identity_at_init(cls):
 def test_param_counts_match_reference_formula():
     d = 4096
     routed = RoutedRepAdapter(d, hidden_dim=8, groups=2)
-    # down d*8+8, two experts d*4+d each, router 2d+2 (reference doc §3)
+    # down d*8+8, two experts d*4+d each, router 2d+2 (original lavin/mm_adapter.py)
     assert sum(p.numel() for p in routed.parameters()) == 81_930
     plain = RepAdapter(d, hidden_dim=8, groups=2)
     assert sum(p.numel() for p in plain.parameters()) == d * 8 + 8 + d * 4 + d

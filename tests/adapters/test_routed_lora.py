@@ -8,7 +8,7 @@ import mma
 from mma.adapters import LoRA, RoutedLoRA
 from mma.models.merge import adapter_names, merge_lavin
 from mma.routers import RoutingContext
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 from conftest import randomize_adapters, tiny_lavin_inputs  # noqa: E402
 

@@ -129,7 +129,7 @@ def test_decode_benchmark_compares_equivalent_models():
 
 def test_eval_benchmark_runs_both_decoders(tmp_path, monkeypatch):
     from mma.apps.benchmark_inference import run_eval_benchmark
-    from mma.testing import make_tiny_scienceqa
+    from mma.toy import make_tiny_scienceqa
     config = os.path.join(REPO_ROOT, 'configs', 'tiny', 'lavin_tiny_sqa.py')
     monkeypatch.chdir(tmp_path)
     make_tiny_scienceqa('work_dirs/tiny_sqa')

@@ -202,7 +202,7 @@ def test_table_csv_and_markdown(tmp_path):
 
 # ----------------------------------------------------------------------------- end to end --
 def test_sweep_end_to_end_tiny(tmp_path):
-    from mma.testing import make_tiny_scienceqa
+    from mma.toy import make_tiny_scienceqa
     sqa = make_tiny_scienceqa(str(tmp_path / 'sqa'))
     tok, root = sqa['tokenizer'], sqa['data_root']
     common = ['model.llm.checkpoint=None', 'model.vision.pretrained=None',

@@ -14,7 +14,7 @@ from PIL import Image
 from mma.datasets import (AlpacaDataset, DataValidationError, LoadLaVINImage, ScienceQADataset,
                           TokenizeForLaVIN, validate_dataset)
 from mma.llms.tokenizer import SentencePieceTokenizer
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 
 @pytest.fixture(scope='module')

@@ -11,7 +11,7 @@ from mma.datasets import (AlpacaDataset, LaVINInstructDataset, LengthGroupedSamp
                           LLaVAInstructDataset, LoadLaVINImage, ScienceQADataset,
                           TokenizeForLaVIN, build_prompt, mma_collate, to_rgb)
 from mma.llms.tokenizer import SentencePieceTokenizer
-from mma.testing import make_tiny_instruction_data, make_tiny_scienceqa
+from mma.toy import make_tiny_instruction_data, make_tiny_scienceqa
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,7 @@ import torch
 import mma
 from mma.datasets import ScienceQADataset, mma_collate
 from mma.llms import build_tokenizer
-from mma.testing import make_tiny_scienceqa, tiny_lavin_cfg, train_hf_tokenizer
+from mma.toy import make_tiny_scienceqa, tiny_lavin_cfg, train_hf_tokenizer
 
 EOS_TOKEN = {'llama3': '<|end_of_text|>', 'qwen2.5': '<|endoftext|>'}
 

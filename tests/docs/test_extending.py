@@ -8,7 +8,7 @@ import sys
 import torch
 
 
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 DOC = os.path.join(REPO, 'docs', 'extending.md')

@@ -2,7 +2,7 @@ import torch
 
 from mma.adapters import RoutedRepAdapter
 from mma.encoders import CLIPViT
-from mma.testing import TINY_VISION_CFG
+from mma.toy import TINY_VISION_CFG
 
 
 def _tiny(**kw):

@@ -7,7 +7,7 @@ from torch import nn
 
 import mma
 from mma.encoders import CLIPViT
-from mma.testing import TINY_VISION_CFG, tiny_lavin_cfg
+from mma.toy import TINY_VISION_CFG, tiny_lavin_cfg
 
 
 def _tower(pretrained=None, **kw) -> CLIPViT:

@@ -13,7 +13,7 @@ import torch
 
 from mma.encoders import CLIPViT
 from mma.encoders.open_clip_towers import OPENAI_MEAN, OPENAI_STD
-from mma.testing import (TINY_EVA_VISION_CFG, TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG,
+from mma.toy import (TINY_EVA_VISION_CFG, TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG,
                          register_tiny_timm_models)
 
 TEXT_CFG = dict(context_length=8, vocab_size=64, width=32, heads=2, layers=1)

@@ -7,7 +7,7 @@ import torch
 from mma.adapters import AdaptedModule, LoRA
 from mma.encoders import CLIPViT
 from mma.models.merge import fold_adapters
-from mma.testing import TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG, register_tiny_timm_models
+from mma.toy import TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG, register_tiny_timm_models
 
 CASES = {'native': (TINY_VISION_CFG, 'linear:up,down', ('c_fc', 'c_proj')),
          'timm': (TINY_SIGLIP_VISION_CFG, 'linear:qkv,o,up,down', ('qkv', 'proj', 'fc1', 'fc2'))}

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _train_helpers import REPO, TINY_CFG, data_options, load_state, train_in_process  # noqa
 
 from mma.engine import atomic_write
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EPOCHS = 3  # 12 samples, batch 4: 3 iterations per epoch

@@ -13,7 +13,7 @@ from _train_helpers import TINY_CFG, data_options, load_state, train_in_process 
 from mma.builder import build_model
 from mma.engine import NonFiniteLossError, SkipNonFiniteOptimWrapper, trainable_keys
 from mma.models import check_adapter_keys
-from mma.testing import make_tiny_scienceqa, tiny_lavin_cfg
+from mma.toy import make_tiny_scienceqa, tiny_lavin_cfg
 
 
 @pytest.fixture(scope='module')

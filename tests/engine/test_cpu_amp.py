@@ -8,7 +8,7 @@ from mmengine.config import Config
 import mma
 from mma.engine import SkipNonFiniteCPUAmpOptimWrapper
 from mma.models import IGNORE_INDEX
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

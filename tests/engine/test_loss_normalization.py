@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _train_helpers import TINY_CFG, data_options, load_state, torchrun, train_in_process  # noqa
 
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 ONE_STEP_CFG = """
 _base_ = ['{tiny}']

@@ -17,7 +17,7 @@ from _train_helpers import TINY_CFG, data_options, train_in_process  # noqa
 from mma.datasets import DataValidationError
 from mma.engine import lr_trajectory, schedule_warnings
 from mma.engine.start_checks import OVERLONG_FILE
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ from torch import nn
 
 import mma
 from mma.engine import runner_with_model
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -9,7 +9,7 @@ import pytest
 from mma.llms import HFTokenizer, SentencePieceTokenizer, build_tokenizer
 from mma.llms.checkpoints import check_tokenizer_vocab
 from mma.registry import TOKENIZERS
-from mma.testing import train_hf_tokenizer
+from mma.toy import train_hf_tokenizer
 
 from conftest import sentences
 

@@ -8,7 +8,7 @@ import torch
 from mma.llms import LLaMA, build_llama_from_folder, read_llama_args, save_meta_checkpoint
 from mma.llms.checkpoints import _ffn_args, hf_permute, hf_unpermute, meta_params
 from mma.llms.args import LLaMAArgs
-from mma.testing import train_tokenizer
+from mma.toy import train_tokenizer
 
 VOCAB = 300
 LINES = [f'the quick brown fox {i} jumps over the lazy dog number {i * 7} and sees {i % 13} birds'

@@ -1,6 +1,7 @@
-"""LLaMA-2, LLaMA-3.1 (llama3 RoPE scaling, tied embeddings), Mistral and Qwen2.5 (qkv bias, tied):
-transformers' own models saved in the HF layout load into mma with no size given and give the same
-logits; the Meta layout of LLaMA-2/3 too; cached decoding and merged adapters hold for each."""
+"""LLaMA-2, LLaMA-3.1 (llama3 RoPE scaling, tied embeddings), Mistral, Qwen2.5 (qkv bias, tied) and
+Phi-3 (fused qkv_proj / gate_up_proj, a sliding window): transformers' own models saved in the HF
+layout load into mma with no size given and give the same logits; the Meta layout of LLaMA-2/3
+too; cached decoding and merged adapters hold for each."""
 import json
 import os
 
@@ -11,7 +12,7 @@ import mma
 from mma.llms import LLaMA, save_meta_checkpoint
 from mma.llms.checkpoints import meta_params
 from mma.models.merge import merge_lavin
-from mma.testing import TINY_VISION_CFG
+from mma.toy import TINY_VISION_CFG
 
 transformers = pytest.importorskip('transformers')
 from conftest import perturb_norms_and_biases  # noqa: E402
@@ -29,6 +30,9 @@ FAMILIES = {
                  dict(rope_scaling=LLAMA3_ROPE, tie_word_embeddings=True)),
     'mistral': ('MistralConfig', 'MistralForCausalLM', dict(rope_theta=1e6, sliding_window=None)),
     'qwen2.5': ('Qwen2Config', 'Qwen2ForCausalLM', dict(rope_theta=1e6, tie_word_embeddings=True)),
+    # a window longer than the test sequences (as Phi-3-mini-4k's 2047 is than LaVIN's 512)
+    'phi3': ('Phi3Config', 'Phi3ForCausalLM',
+             dict(sliding_window=48, pad_token_id=0, bos_token_id=1, eos_token_id=2)),
 }
 
 
@@ -71,6 +75,7 @@ def test_hf_layout_logits_equal_transformers(folders, family, tmp_path):
     assert (a.qkv_bias, a.tie_embeddings) == (family == 'qwen2.5', family in ('llama3.1',
                                                                                 'qwen2.5'))
     assert (a.rope_scaling is not None) == (family == 'llama3.1')
+    assert a.max_seq_len == (48 if family == 'phi3' else 256)  # the window caps the positions
     assert _max_diff(model, hf, ids) <= 1e-5
     # sharded .bin shards with an index, and a config.json in transformers 4's form
     # (top-level rope_theta / rope_scaling instead of rope_parameters)

@@ -8,7 +8,7 @@ from torch import nn
 import mma
 from mma.llms import LLaMA
 from mma.registry import OPTIMIZERS
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 NO_CUDA = 'bitsandbytes 4/8-bit layers and paged optimizers need CUDA; this machine has none'
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)

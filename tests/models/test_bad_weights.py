@@ -13,7 +13,7 @@ from mma.engine import MMARunner
 import mma
 from mma.llms import save_meta_checkpoint
 from mma.llms.checkpoints import meta_params
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 
 def test_model_tokenizer_vocab_checked_by_init_weights(tokenizer_path):

@@ -7,7 +7,7 @@ import torch
 import mma
 from mma.models import IGNORE_INDEX
 from mma.routers import RoutingContext
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 K = 2  # visual tokens of the tiny ViT (feature_every=1, 2 blocks)
 
@@ -205,7 +205,7 @@ def test_init_weights_prints_no_per_parameter_report_without_a_log_file():
     from mmengine.logging import MMLogger
 
     import mma
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     model = mma.build_model(tiny_lavin_cfg())
     logger = MMLogger.get_current_instance()
     records = []

@@ -1,7 +1,7 @@
 """Reference LaVIN checkpoints -> mma: conversion tool, ``adapter_checkpoint`` config field, errors.
 
-The exporter below is written from the documented reference layout (reference doc §7), not from
-mma's converter, so a wrong mapping in either shows up as different logits.
+The exporter below is written from the reference layout (the names of the original
+lavin/model.py and lavin/mm_adaptation.py; docs/weights.md), not from mma's converter, so a wrong mapping in either shows up as different logits.
 """
 import argparse
 import os
@@ -10,11 +10,12 @@ import runpy
 
 import pytest
 import torch
+from mmengine.config import Config
 
 import mma
 from mma.llms.checkpoints import meta_params, save_meta_checkpoint
 from mma.models import load_adapter_checkpoint, read_adapter_state_dict
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,7 +93,7 @@ def test_converted_reference_checkpoint_reproduces_logits(tmp_path, capsys, rout
     ref_path = str(tmp_path / 'checkpoint-19.pth')
     ref = export_reference_checkpoint(exported, ref_path)
     d = 64
-    if router:  # the documented shapes (reference doc §7)
+    if router:  # the shapes the original code saves
         assert ref['module.layers.0.adapter_attn.conv_A.weight'].shape == (8, d, 1)
         assert ref['module.layers.1.adapter_attn.conv_D.weight'].shape == (d, 4, 1)
         assert ref['module.layers.0.adapter_attn.expert_weights.weight'].shape == (2, d)
@@ -102,8 +103,10 @@ def test_converted_reference_checkpoint_reproduces_logits(tmp_path, capsys, rout
     assert 'module.backbone.visual.transformer.resblocks.1.adapter_attn.conv_A.bias' in ref
 
     out = str(tmp_path / 'adapters.safetensors')
+    cfg_file = str(tmp_path / 'model_cfg.py')
+    Config(dict(model=cfg)).dump(cfg_file)
     tool = runpy.run_path(os.path.join(ROOT, 'tools', 'convert_lavin_checkpoint.py'))
-    tool['main']([ref_path, out])
+    tool['main']([ref_path, out, '--config', cfg_file])
     assert f'{len(ref)} tensors' in capsys.readouterr().out
 
     llama_dir, clip = _base_files(exported, tmp_path)
@@ -138,7 +141,6 @@ def test_own_and_mmengine_checkpoints(tmp_path):
         assert torch.equal(dst.state_dict()[k], v), k
     # An mmengine checkpoint not written by mma's hooks: full state dict (base weights are
     # ignored) + pickled message hub. Refused (unpickling can run code) unless allowed.
-    from mma.engine.compat import allow_unsafe_load
     dst = mma.build_model(tiny_lavin_cfg(vocab_size=300))
     router = dst.llm.layers[0].adapter_attn.router.linear.weight
     hub = HistoryBuffer()
@@ -149,12 +151,18 @@ def test_own_and_mmengine_checkpoints(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match=r'epoch_1.pth: holds Python objects .*'
                        r'HistoryBuffer.*allow_unsafe_load=True'):
         load_adapter_checkpoint(dst, path)
-    allow_unsafe_load(path)
-    try:
-        with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
-            load_adapter_checkpoint(dst, path)
-    finally:
-        allow_unsafe_load(False)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        load_adapter_checkpoint(dst, path, allow_unsafe=[path])
+    with pytest.raises(pickle.UnpicklingError, match='allow_unsafe_load=True'):  # per call
+        load_adapter_checkpoint(dst, path, allow_unsafe=[str(tmp_path / 'other.pth')])
+    # mma.load_model takes the permission from the config (as tools/test.py runs it)
+    cfg = dict(model=tiny_lavin_cfg(vocab_size=300))
+    with pytest.raises(pickle.UnpicklingError, match='epoch_1.pth: holds Python objects'):
+        mma.load_model(cfg, path)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        loaded = mma.load_model(dict(cfg, allow_unsafe_load=[path]), path)
+    for k, v in src.trainable_state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
     assert dst.llm.layers[0].adapter_attn.router.linear.weight is router  # filled in place
     for k, v in src.trainable_state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
@@ -175,7 +183,16 @@ def test_adapter_checkpoint_errors(tmp_path):
     with pytest.raises(KeyError, match=r"bad.pth: 2 keys are not part of the reference LaVIN "
                        r"checkpoint layout: \['layers.0.adapter_attn.conv_X.weight', "
                        r"'prefix_query.weight'\]"):
-        read_adapter_state_dict(str(tmp_path / 'bad.pth'))
+        read_adapter_state_dict(str(tmp_path / 'bad.pth'), model)
+    with pytest.raises(ValueError, match='checkpoint-0.pth is a checkpoint of the original LaVIN '
+                       'code: .* pass the model'):
+        read_adapter_state_dict(ref_path)
+    # A reference checkpoint of a deeper model: its extra blocks have no slot here.
+    torch.save({'model': dict(ref, **{'layers.5.adapter_attn.conv_A.bias': torch.zeros(8)})},
+               tmp_path / 'deep.pth')
+    with pytest.raises(KeyError, match=r"deep.pth: 1 keys of the reference LaVIN checkpoint are "
+                       r"for blocks the model has no adapter slot in .*'layers.5.adapter_attn"):
+        load_adapter_checkpoint(model, str(tmp_path / 'deep.pth'))
     # Unknown mma keys are listed (a 4-layer adapter checkpoint into a 2-layer model).
     own = dict(model.trainable_state_dict())
     own['llm.layers.3.adapter_attn.down.weight'] = torch.zeros(8, 64)

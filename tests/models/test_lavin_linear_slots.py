@@ -7,7 +7,7 @@ import torch
 import mma
 from mma.models.adapter_checkpoint import load_adapter_checkpoint
 from mma.models.merge import load_merged_state_dict, merge_lavin
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 from conftest import randomize_adapters, tiny_lavin_inputs  # noqa: E402
 

@@ -5,7 +5,7 @@ import torch
 
 import mma
 from mma.models import IGNORE_INDEX
-from mma.testing import (TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG, register_tiny_timm_models,
+from mma.toy import (TINY_SIGLIP_VISION_CFG, TINY_VISION_CFG, register_tiny_timm_models,
                          tiny_lavin_cfg)
 
 

@@ -10,7 +10,7 @@ from mma.adapters import AdaptedModule, RoutedRepAdapter
 from mma.llms.checkpoints import meta_params, save_meta_checkpoint
 from mma.loading import load_merged_lavin
 from mma.models.merge import adapter_names, merge_lavin
-from mma.testing import tiny_lavin_cfg
+from mma.toy import tiny_lavin_cfg
 
 from conftest import tiny_lavin_inputs  # noqa: E402
 

@@ -18,14 +18,14 @@ from mmengine.config import Config
 from torch import Tensor, nn
 
 import mma
-from mma.engine.compat import apply_mmengine_fixes
+from mma.engine.mmengine_fixes import apply_mmengine_fixes
 from mma.engine.preflight import preflight
 from mma.encoders.base import VisionEncoder
 from mma.llms.base import KVCache, LLMBackbone
 from mma.models.merge import adapter_names, merge_lavin
 from mma.registry import ENCODERS, LLMS, RUNNERS
 from mma.slots import AdapterSlot, base_state_dict
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 

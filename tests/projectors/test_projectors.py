@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mma.models import LaVIN, VisualProjector
+from mma.models import LaVIN
 from mma.projectors import LaVINProjector, MLPProjector
 from mma.registry import PROJECTORS
-from mma.testing import TINY_VISION_CFG, tiny_lavin_cfg
+from mma.toy import TINY_VISION_CFG, tiny_lavin_cfg
 
 
 def _n(module) -> int:
@@ -28,7 +28,6 @@ def test_llava_mlp_shapes_and_count():
 
 
 def test_lavin_projector_unchanged():
-    assert VisualProjector is LaVINProjector
     proj = PROJECTORS.build(dict(type='LaVINProjector', in_features=1024, out_features=4096))
     assert sorted(proj.state_dict()) == ['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight']
     assert proj.fc1.weight.shape == (128, 1024) and _n(proj) == 1024 * 128 + 128 + 128 * 4096 + 4096

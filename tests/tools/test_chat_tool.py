@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_chat_piped_stdin(tmp_path, tokenizer_path):
     import mma
     from mma.datasets import LoadLaVINImage, TokenizeForLaVIN, mma_collate
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     from PIL import Image
     model_cfg = tiny_lavin_cfg(vocab_size=512)
     model_cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)

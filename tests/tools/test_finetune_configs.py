@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mma.engine import MMARunner
 from PIL import Image
 
-from mma.engine.compat import apply_mmengine_fixes
-from mma.testing import tiny_lavin_cfg
+from mma.engine.mmengine_fixes import apply_mmengine_fixes
+from mma.toy import tiny_lavin_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLOURS = {'red': (220, 30, 30), 'green': (30, 170, 40), 'blue': (30, 60, 220)}

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def write_config(path, tokenizer_path, sqa_root):
-    from mma.testing import tiny_lavin_cfg
+    from mma.toy import tiny_lavin_cfg
     model = tiny_lavin_cfg(vocab_size=512)
     model['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
     model['generation_cfg'] = dict(max_new_tokens=8, stop_pattern=r'The answer is ([A-Z]).')

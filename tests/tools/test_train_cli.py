@@ -13,7 +13,7 @@ from mmengine.config import Config
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'engine'))
 from _train_helpers import REPO, TINY_CFG, data_options, load_state, run, torchrun  # noqa
 
-from mma.testing import make_tiny_instruction_data, make_tiny_scienceqa
+from mma.toy import make_tiny_instruction_data, make_tiny_scienceqa
 
 LOSS = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\d+/\d+\].*eta: \S+.*\sloss: ([\d.]+)')
 

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'engine'))
 from _train_helpers import REPO, TINY_CFG, data_options, env, train_in_process  # noqa
 
 from mma.errors import MMAUserError
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 
 
 @pytest.fixture(scope='module')

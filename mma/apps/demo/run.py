@@ -55,7 +55,7 @@ def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,
     """
     from mma.llms import build_tokenizer
     from mma.llms.checkpoints import check_tokenizer_vocab
-    from mma.testing import HF_TOKENIZER_STYLES, train_hf_tokenizer, train_tokenizer
+    from mma.toy import HF_TOKENIZER_STYLES, train_hf_tokenizer, train_tokenizer
     spec = dict(SETTINGS[setting], seed=seed, llm=dict(cfg.llm_params),
                 vision=dict(cfg.vision_cfg), prompt_format=cfg.prompt_format,
                 tokenizer=os.path.basename(cfg.tokenizer_path))
@@ -140,7 +140,7 @@ def chance_levels(data_root: str, split: str = 'test') -> Dict[str, float]:
 def train_and_test(cfg: Config, work_dir: str, cfg_options: Optional[dict] = None) -> Dict:
     """Train with the Runner, then evaluate the trained model on the test split."""
     from mma.engine import MMARunner
-    from mma.engine.compat import apply_mmengine_fixes
+    from mma.engine.mmengine_fixes import apply_mmengine_fixes
     apply_mmengine_fixes()
     cfg = Config(cfg.to_dict())  # a copy: the Runner mutates its config
     if cfg_options:

@@ -17,7 +17,7 @@ from _train_helpers import REPO, TINY_CFG, data_options, train_in_process  # noq
 
 import mma
 from mma.models import read_adapter_state_dict
-from mma.testing import make_tiny_scienceqa
+from mma.toy import make_tiny_scienceqa
 from mma.apps.visualization import load_scalars, router_weights
 
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)  # matplotlib's tab:blue, tab:orange

@@ -1,5 +1,6 @@
-"""Tiny assets for tests, demos and benchmarks: SentencePiece and HF ``tokenizer.json`` tokenizers
-trained in-process and a tiny LaVIN config. Nothing here downloads anything."""
+"""Toy assets for the demo, the benchmarks and the Quickstart (and the tests): SentencePiece and HF
+``tokenizer.json`` tokenizers trained in-process, a tiny ScienceQA-style data set and tiny LaVIN
+configs. Nothing here downloads anything."""
 import io
 import os
 from typing import Iterable, Optional
