@@ -44,6 +44,26 @@ def randomize_adapters(model, seed: int = 0, std: float = 0.2):
     return model
 
 
+def tiny_lavin_inputs(modality: str) -> dict:
+    """Two samples of one modality for a tiny LaVIN of vocabulary 300 (merging tests)."""
+    torch.manual_seed(5)
+    has_image = modality == 'image'
+    return dict(input_ids=torch.randint(3, 300, (2, 10)), has_image=torch.tensor([has_image] * 2),
+                visual_pos=torch.tensor([3, 4]),
+                images=torch.randn(2, 3, 32, 32) if has_image else None)
+
+
+def perturb_norms_and_biases(model):
+    """Norms and biases of a transformers model away from their init, so that each one matters."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith('norm.weight'):
+                p.uniform_(0.5, 1.5)
+            elif n.endswith('_proj.bias'):
+                p.normal_(0, 0.5)
+    return model
+
+
 @pytest.fixture
 def tiny_model(tokenizer_path):
     import mma

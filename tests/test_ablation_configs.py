@@ -15,7 +15,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATIONS = os.path.join(REPO, 'configs', 'ablations')
 CONFIGS = os.path.join(REPO, 'configs')
 FILES = sorted(os.path.relpath(p, ABLATIONS)
-               for p in glob.glob(os.path.join(ABLATIONS, '**', '*.py'), recursive=True))
+               for p in glob.glob(os.path.join(ABLATIONS, '**', '*.py'), recursive=True)
+               if 'peft' not in os.path.relpath(p, ABLATIONS))  # tests/test_peft_configs.py
 
 
 # ---- hand formulas (original lavin/mm_adapter.py), groups = 2 ------------------------------------

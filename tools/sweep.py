@@ -3,7 +3,7 @@
 
     python tools/sweep.py CONFIG_OR_GLOB [...] --work-dir DIR [--grid KEY=V1,V2,... ...]
         [--cfg-options K=V ...] [--launcher none|torchrun|slurm] [--gpus N] [--partition P]
-        [--print-commands] [--collect] [--metric Avg] [--train-args "--amp"]
+        [--print-commands] [--collect] [--metric Avg] [--train-args "--amp"] [--decode-speed]
 
 Examples:
     # every 7B ablation plus the preset, on 2 GPUs each, as torchrun commands
@@ -15,6 +15,9 @@ Examples:
     # the tiny demo ablations here on CPU, 1 epoch each
     python tools/sweep.py configs/lavin_tiny_demo.py 'configs/ablations/tiny/*.py' \\
         --work-dir work_dirs/sweep_tiny --cfg-options train_cfg.max_epochs=1
+    # MMA against the PEFT methods on the tiny demo, with merged decoding speed
+    python tools/sweep.py configs/lavin_tiny_demo.py 'configs/ablations/tiny/peft_*.py' \\
+        --work-dir work_dirs/sweep_peft --decode-speed
 
 Each run trains in DIR/RUN (tools/train.py), its last checkpoint's trainable tensors go to
 DIR/RUN/adapters.pth, and tools/test.py evaluates them into DIR/RUN/predictions.json; the row is
@@ -54,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument('--collect', action='store_true',
                    help='run nothing: tabulate the runs that have finished')
     p.add_argument('--metric', default='Avg', help='metric of the bar chart')
+    p.add_argument('--decode-speed', action='store_true',
+                   help="add each run's merged decoding speed relative to the bare LLM (its "
+                   'model built here with random weights: small models only)')
     p.add_argument('--export-adapters', metavar='RUN_DIR',
                    help='(used by printed commands) write RUN_DIR/adapters.pth from its last '
                    'checkpoint and exit')
@@ -82,9 +88,11 @@ def main(argv=None):
     runs = plan_runs(args.configs, args.grid, args.work_dir)
     launch = Launch(launcher=args.launcher, partition=args.partition,
                     tools_dir=osp.relpath(osp.dirname(osp.abspath(__file__))),
-                    options=list(args.cfg_options), train_args=shlex.split(args.train_args))
+                    options=list(args.cfg_options), train_args=shlex.split(args.train_args),
+                    decode_speed=args.decode_speed)
     if args.collect:
-        rows = [r for r in (load_result(run, launch.options) for run in runs) if r is not None]
+        rows = [r for r in (load_result(run, launch.options, args.decode_speed) for run in runs)
+                if r is not None]
         print(f'{len(rows)} of {len(runs)} runs finished')
     elif args.print_commands or args.launcher != 'none':
         launch.python = 'python'  # as on the machine that runs the commands

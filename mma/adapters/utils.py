@@ -1,10 +1,12 @@
 """Helpers around adapters: the trainable set a model declares, and folding into frozen layers."""
-from typing import Iterable, Set
+from typing import Iterable, Set, Union
 
 import torch
 from torch import nn
 
-from .base import Affine, adapter_trainable_names
+from mma.slots import AdaptedModule
+
+from .base import Affine, WeightFold, adapter_trainable_names
 
 
 def declared_trainable_names(root: nn.Module, modules: Iterable[nn.Module]) -> Set[str]:
@@ -52,13 +54,41 @@ def merge_into_linear(linear: nn.Linear, affine: Affine) -> nn.Linear:
 
 
 @torch.no_grad()
-def fold_into(parent: nn.Module, path: str, affine: Affine) -> None:
-    """Fold ``affine`` into the layer at ``path`` under ``parent``: an ``nn.Linear`` is replaced
-    by its merged copy; an ``nn.MultiheadAttention`` gets a merged packed input projection (new
-    tensors: the original module's are untouched)."""
+def apply_weight_fold(linear: nn.Linear, fold: WeightFold) -> nn.Linear:
+    """A new Linear layer with the weights ``fold(weight, bias)`` of a linear-slot adapter
+    (computed in float64, stored in the layer's dtype)."""
+    w, b = linear.weight, linear.bias
+    new_w, new_b = fold(w.double(), None if b is None else b.double())
+    merged = nn.Linear(w.shape[1], w.shape[0], bias=new_b is not None, device=w.device,
+                       dtype=w.dtype)
+    merged.weight.copy_(new_w.to(w.dtype))
+    if new_b is not None:
+        merged.bias.copy_(new_b.to(w.dtype))
+    merged.requires_grad_(False)
+    return merged
+
+
+@torch.no_grad()
+def fold_into(parent: nn.Module, path: str, fold: Union[Affine, WeightFold]) -> None:
+    """Fold an adapter's declared ``fold`` into the layer at ``path`` under ``parent``.
+
+    An affine map ``(M, c)`` (a hidden-state adapter) feeds the layer: an ``nn.Linear`` is
+    replaced by its merged copy; an ``nn.MultiheadAttention`` gets a merged packed input
+    projection (new tensors: the original module's are untouched). A weight fold (a linear-slot
+    adapter) replaces the ``nn.Linear`` at ``path`` (wrapped or not) by one with its weights.
+    """
     owner_path, _, name = path.rpartition('.')
     owner = parent.get_submodule(owner_path) if owner_path else parent
     layer = getattr(owner, name)
+    if isinstance(layer, AdaptedModule):  # a linear slot of a model we do not own
+        owner, name, layer = layer, 'module', layer.module
+    if callable(fold):
+        if not isinstance(layer, nn.Linear):
+            raise TypeError(f'cannot fold a linear-slot adapter into {path} '
+                            f'({type(layer).__name__}): expected nn.Linear')
+        setattr(owner, name, apply_weight_fold(layer, fold))
+        return
+    affine = fold
     if isinstance(layer, nn.Linear):
         setattr(owner, name, merge_into_linear(layer, affine))
         return

@@ -123,7 +123,7 @@ def _bare_llm(model):
     """A copy of the LLM without adapters sharing the frozen tensors."""
     from mma.models.merge import share_tensors_copy
     llm = share_tensors_copy(model.llm)
-    for slot in llm.adapter_slots('block'):
+    for slot in llm.adapter_slots('all'):
         slot.remove()
     return llm
 

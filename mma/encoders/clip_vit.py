@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mma.registry import ENCODERS
-from mma.slots import AdapterSlot, base_state_dict
+from mma.slots import AdapterSlot, base_state_dict, linear_slots
 
 from . import native_tower, timm_tower
 from .base import VisionEncoder
@@ -144,7 +144,14 @@ class CLIPViT(VisionEncoder):
 
     def adapter_slots(self, placement: str) -> List[AdapterSlot]:
         """Adapters wrap a block's pre-attention norm (``'attn'``), pre-MLP norm (``'ffn'``) or
-        both (``'block'``); blocks after the last feature block are not run, so they get none."""
+        both (``'block'``), or sit around named linear layers (``'linear:up,down'``; targets:
+        ``native_tower.LINEAR_TARGETS`` / ``timm_tower.linear_targets``); blocks after the last
+        feature block are not run, so they get none."""
+        if placement.startswith('linear:'):
+            targets = (timm_tower.linear_targets(self.tower) if self._kind is timm_tower
+                       else native_tower.LINEAR_TARGETS)
+            return linear_slots(self.blocks[:self.out_indices[-1] + 1], placement, targets,
+                                wraps=True)
         names = (timm_tower.slot_names(self.tower, placement) if self._kind is timm_tower
                  else native_tower.slot_names(placement))
         return [AdapterSlot(blk, n, folds, wraps=True)
@@ -152,7 +159,7 @@ class CLIPViT(VisionEncoder):
 
     def _all_slots(self) -> List[AdapterSlot]:
         slots = []
-        for placement in ('attn', 'ffn'):  # a tower may offer one kind only
+        for placement in ('attn', 'ffn', 'linear:all'):  # a tower may offer one kind only
             try:
                 slots += self.adapter_slots(placement)
             except ValueError:

@@ -44,6 +44,12 @@ def slot_names(placement: str) -> List[Tuple[str, Tuple[str, ...]]]:
     return names[placement]
 
 
+# Linear-slot targets of a residual block. The attention's projections are not among them:
+# nn.MultiheadAttention keeps q/k/v packed in one in_proj_weight parameter (not a layer to put a
+# slot around) and its own forward reads out_proj's weight directly.
+LINEAR_TARGETS = {'up': 'mlp.c_fc', 'down': 'mlp.c_proj'}
+
+
 def block_tokens(tower: nn.Module, images: Tensor, indices: Sequence[int],
                  cls_only: bool = False) -> List[Tensor]:
     """The sequence (B, 1+N, W) after each block in ``indices`` (sorted), running no block after

@@ -5,7 +5,7 @@ where the prefix holds the class token (if the model has one; SigLIP has none) a
 tokens. timm's own ``forward_intermediates`` runs the blocks (it knows EVA's rotary embedding);
 the functions here mirror :mod:`.native_tower`.
 """
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +72,17 @@ def slot_names(tower: nn.Module, placement: str) -> List[Tuple[str, Tuple[str, .
             f'adapters cannot go into the blocks of the timm tower {type(tower.trunk).__name__} '
             f'({type(blk).__name__} has no LayerNorm norm1/norm2 to wrap): set vit_adapter=None')
     return names[placement]
+
+
+def linear_targets(tower: nn.Module) -> Dict[str, str]:
+    """Linear-slot targets of a block: ``qkv`` (fused, ViT/SigLIP) or EVA's ``q``/``k``/``v``,
+    ``o``, ``up`` and ``down`` (EVA's SwiGLU also ``gate``), where the block has that Linear."""
+    blk = blocks(tower)[0]
+    candidates = {'qkv': ['attn.qkv'], 'q': ['attn.q_proj'], 'k': ['attn.k_proj'],
+                  'v': ['attn.v_proj'], 'o': ['attn.proj'], 'gate': ['mlp.fc1_g'],
+                  'up': ['mlp.fc1', 'mlp.fc1_x'], 'down': ['mlp.fc2']}
+    return {t: p for t, paths in candidates.items() for p in paths
+            if isinstance(_get(blk, p), nn.Linear)}
 
 
 def block_tokens(tower: nn.Module, images: Tensor, indices: Sequence[int],

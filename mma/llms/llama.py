@@ -15,12 +15,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from mma.registry import LLMS
-from mma.slots import AdapterSlot, base_state_dict
+from mma.slots import AdapterSlot, base_state_dict, call_linear, empty_slots, layer_slots
 
 from .args import LLaMAArgs, resolve_args
 from .base import KVCache, LLMBackbone
 
 ATTN_BACKENDS = ('sdpa', 'eager', 'xformers')
+LINEAR_TARGETS = dict(q='attention.wq', k='attention.wk', v='attention.wv', o='attention.wo',
+                      gate='feed_forward.w1', up='feed_forward.w3', down='feed_forward.w2')
 
 
 class RMSNorm(nn.Module):
@@ -80,14 +82,15 @@ class Attention(nn.Module):
         self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
         self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        empty_slots(self, 'wq', 'wk', 'wv', 'wo', 'prefix')  # linear slots, the prefix slot
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
-                cache: Optional[KVCache] = None) -> Tensor:
+                cache: Optional[KVCache] = None, ctx=None) -> Tensor:
         """x: (B, T, D); mask: bool (B or 1, 1, T, S), True = may attend; None = causal."""
         b, t, _ = x.shape
-        q = apply_rope(self.wq(x).view(b, t, self.n_heads, self.head_dim), cos, sin)
-        k = apply_rope(self.wk(x).view(b, t, self.n_kv_heads, self.head_dim), cos, sin)
-        v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim)
+        q, k, v = (call_linear(self, n, x, ctx).view(b, t, -1, self.head_dim)
+                   for n in ('wq', 'wk', 'wv'))  # (B, T, H or Hkv, Dh)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
         if cache is not None:
             k, v = cache.update(self.layer_id, k, v)  # (B, Hkv, S, Dh)
@@ -97,7 +100,15 @@ class Attention(nn.Module):
         if mask is None and cache is not None and cache.length > 0:
             raise ValueError('Attention: decoding with a KV cache needs an explicit mask')
         out = self._attend(q, k, v, mask)  # (B, H, T, Dh)
-        return self.wo(out.transpose(1, 2).reshape(b, t, -1))
+        if self.adapter_prefix is not None:
+            out = out + self.adapter_prefix(q, self.prefix_kv, ctx)
+        return call_linear(self, 'wo', out.transpose(1, 2).reshape(b, t, -1), ctx)
+
+    def prefix_kv(self, tokens: Tensor) -> Tuple[Tensor, Tensor]:
+        """(P, D) tokens -> keys, values (1, H, P, Dh) by the frozen wk/wv, no rotary (a prefix)."""
+        kv = (w(tokens).view(1, tokens.shape[0], self.n_kv_heads, self.head_dim).transpose(1, 2)
+              for w in (self.wk, self.wv))
+        return tuple(z.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1) for z in kv)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
         if self.backend == 'sdpa':
@@ -128,9 +139,11 @@ class FeedForward(nn.Module):
         self.w1 = nn.Linear(dim, hidden_dim, bias=False)
         self.w2 = nn.Linear(hidden_dim, dim, bias=False)
         self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+        empty_slots(self, 'w1', 'w2', 'w3')  # linear slots
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+    def forward(self, x: Tensor, ctx=None) -> Tensor:
+        h = F.silu(call_linear(self, 'w1', x, ctx)) * call_linear(self, 'w3', x, ctx)
+        return call_linear(self, 'w2', h, ctx)
 
 
 class TransformerBlock(nn.Module):
@@ -155,11 +168,11 @@ class TransformerBlock(nn.Module):
         a = self.attention_norm(x)
         if self.adapter_attn is not None:
             a = self.adapter_attn(a, ctx)
-        h = x + self.attention(a, cos, sin, mask, cache)
+        h = x + self.attention(a, cos, sin, mask, cache, ctx)
         f = self.ffn_norm(h)
         if self.adapter_ffn is not None:
             f = self.adapter_ffn(f, ctx)
-        return h + self.feed_forward(f)
+        return h + self.feed_forward(f, ctx)
 
 
 @LLMS.register_module()
@@ -299,15 +312,19 @@ class LLaMA(LLMBackbone):
                        self.args.head_dim, dtype or ref.dtype, device or ref.device)
 
     def adapter_slots(self, placement: str) -> List[AdapterSlot]:
-        """Slots for placement ``'attn'`` (each block's ``adapter_attn``: its output feeds
-        ``wq``/``wk``/``wv``), ``'ffn'`` (``adapter_ffn``: feeds ``w1``/``w3``) or ``'block'``
-        (both)."""
+        """Slots of ``'attn'``/``'ffn'``/``'block'`` (before wq,wk,wv / w1,w3 / both),
+        ``'linear:q,v'`` (LINEAR_TARGETS; ``'linear:all'``), ``'prefix[:N]'`` (top N), ``'all'``."""
+        if placement == 'all':
+            return sum((self.adapter_slots(p) for p in ('block', 'prefix', 'linear:all')), [])
+        found = layer_slots(self.layers, placement, LINEAR_TARGETS, 'attention')
+        if found is not None:  # a linear or prefix placement
+            return found
         names = {'attn': [('adapter_attn', ('attention.wq', 'attention.wk', 'attention.wv'))],
                  'ffn': [('adapter_ffn', ('feed_forward.w1', 'feed_forward.w3'))]}
         names['block'] = names['attn'] + names['ffn']
         if placement not in names:
             raise ValueError(f"unknown LLM adapter placement {placement!r}; expected 'attn', "
-                             "'ffn' or 'block'")
+                             "'ffn', 'block', 'linear:<targets>', 'prefix[:N]' or 'all'")
         return [AdapterSlot(blk, n, folds) for blk in self.layers for n, folds in names[placement]]
 
     def quantizable_linears(self) -> List[Tuple[nn.Module, str]]:
@@ -319,7 +336,7 @@ class LLaMA(LLMBackbone):
 
     def base_state_dict(self) -> dict:
         """The state dict without adapter tensors (what a Meta checkpoint holds)."""
-        return base_state_dict(self, self.adapter_slots('block'))
+        return base_state_dict(self, self.adapter_slots('all'))
 
     def load_pretrained(self, path: Optional[str] = None,
                         dtype: Optional[torch.dtype] = None) -> None:

@@ -33,10 +33,10 @@ def _projector_cfg(projector: Optional[dict], hidden: Optional[int]) -> dict:
     return dict(type='LaVINProjector', hidden=hidden)
 
 
-def _build_adapter(cfg: dict, width: int) -> nn.Module:
-    cfg = dict(cfg)
-    cfg.setdefault('in_features', width)
-    return ADAPTERS.build(cfg)
+def _build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
+    """The adapter for ``slot``: ``in_features`` (default ``width``) and the slot's sizes filled
+    in where the config does not set them (a linear slot's widths and target)."""
+    return ADAPTERS.build({'in_features': width, **slot.sizes, **cfg})
 
 
 @MODELS.register_module()
@@ -57,7 +57,9 @@ class LaVIN(BaseModel):
             are ignored).
         llm_adapter: Config of the adapter put into each LLM block (``ADAPTERS``; ``in_features``
             is filled in); None for no LLM adapters.
-        llm_adapter_placement: ``'attn'`` (LaVIN), ``'ffn'`` or ``'block'``.
+        llm_adapter_placement: ``'attn'`` (LaVIN), ``'ffn'``, ``'block'``, ``'linear:q,v'``
+            (LoRA-like adapters around the named projections) or ``'prefix:N'`` (see the LLM's
+            ``adapter_slots``).
         vit_adapter: Config of the adapter put into each ViT block; None for none.
         vit_adapter_placement: ``'attn'`` (before attention, LaVIN), ``'ffn'`` or ``'block'``.
         projector: Config of the visual projector (``PROJECTORS``; ``in_features`` and
@@ -96,11 +98,11 @@ class LaVIN(BaseModel):
         self.vit_adapter_placement = vit_adapter_placement
         if llm_adapter is not None:
             for slot in self.llm.adapter_slots(llm_adapter_placement):
-                slot.insert(_build_adapter(llm_adapter, dim))
+                slot.insert(_build_adapter(llm_adapter, dim, slot))
         if self.vision is not None:
             if vit_adapter is not None:
                 for slot in self.vision.adapter_slots(vit_adapter_placement):
-                    slot.insert(_build_adapter(vit_adapter, self.vision.width))
+                    slot.insert(_build_adapter(vit_adapter, self.vision.width, slot))
             self.projector = PROJECTORS.build(dict(
                 _projector_cfg(projector, projector_hidden), in_features=self.vision.width,
                 out_features=dim))

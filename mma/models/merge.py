@@ -8,7 +8,8 @@ What is merged (exactly, up to float rounding):
   modality token alone.
   Each adapter folds (its ``fold(routing)``, :mod:`mma.adapters.base`) into the frozen layers its
   slot names (``AdapterSlot.folds_into``: for LLaMA's ``attn`` placement the q/k/v projections,
-  which gain a bias; for ``ffn`` the two FFN input projections).
+  which gain a bias; for ``ffn`` the two FFN input projections); an adapter in a linear slot (LoRA,
+  DoRA, IA³, RoutedLoRA) into the weight of the linear it sits around.
 * **Non-routed ViT adapters**: likewise into the layers their slots name (CLIP: the attention's
   packed input projection, or the MLP's first layer).
 
@@ -24,7 +25,7 @@ with the original and never writes into the original, which keeps its adapters a
 is not undone in place: ``inplace=True`` saves the module copy and gives the original up.
 """
 import copy
-from typing import Dict, List
+from typing import Dict, Iterable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from mma.adapters.base import adapter_fold
 from mma.adapters.utils import fold_into
 from mma.routers.routing import RoutingContext
+from mma.slots import AdapterSlot
 
 MODALITIES = {'image': True, 'text': False}
 
@@ -72,17 +74,28 @@ def merge_lavin(model: nn.Module, modality: str, inplace: bool = False) -> nn.Mo
     weights = llm_routing_weights(model, MODALITIES[modality])
     out = model if inplace else share_tensors_copy(model)
     weights = {_twin(model, out, m): w for m, w in weights.items()}
-    for slot in out.adapter_slots():
+    fold_adapters(out.adapter_slots(), weights)
+    return out
+
+
+@torch.no_grad()
+def fold_adapters(slots: Iterable[AdapterSlot],
+                  weights: Optional[Dict[nn.Module, Tensor]] = None) -> None:
+    """The one merge loop: each filled slot's adapter is folded as it declares (its ``fold`` for
+    its routing ``weights``, :mod:`mma.adapters.base`: an affine map before the slot's layers, or
+    new weights for the linear it sits around) into the layers the slot names, and the slot is
+    emptied. Adapters that declare no fold stay (a prefix; routing that changes per token)."""
+    weights = weights or {}
+    for slot in slots:
         adapter = slot.adapter
         if adapter is None or not slot.folds_into:
             continue
-        affine = adapter_fold(adapter, weights.get(adapter))
-        if affine is None:
+        fold = adapter_fold(adapter, weights.get(adapter))
+        if fold is None:
             continue  # e.g. routed per token (ViT): no single linear map reproduces it
         for path in slot.folds_into:
-            fold_into(slot.parent, path, affine)
+            fold_into(slot.parent, path, fold)
         slot.remove()
-    return out
 
 
 def _twin(src: nn.Module, dst: nn.Module, module: nn.Module) -> nn.Module:

@@ -25,7 +25,8 @@ def test_doc_blocks_are_found():
     assert set(files) == {'my_mma_plugins/gated_adapter.py', 'my_mma_plugins/__init__.py',
                           'configs/my_experiments/lavin_tiny_gated.py', 'check_gated.py',
                           'my_mma_plugins/tiny_gpt.py', 'configs/my_experiments/lavin_tiny_gpt.py',
-                          'check_tiny_gpt.py'}
+                          'check_tiny_gpt.py', 'my_mma_plugins/lora_fa.py',
+                          'configs/my_experiments/lavin_tiny_lora_fa.py', 'check_lora_fa.py'}
     assert '@ADAPTERS.register_module()' in files['my_mma_plugins/gated_adapter.py']
     assert '@LLMS.register_module()' in files['my_mma_plugins/tiny_gpt.py']
     for config in ('lavin_tiny_gated.py', 'lavin_tiny_gpt.py'):
@@ -50,7 +51,7 @@ def test_extending_example_builds_checks_and_trains(tmp_path):
     # one process: `python check_gated.py`, `python check_tiny_gpt.py`, then
     # `python tools/train.py CONFIG ...`
     driver = ('import runpy, sys; runpy.run_path("check_gated.py"); '
-              'runpy.run_path("check_tiny_gpt.py"); '
+              'runpy.run_path("check_tiny_gpt.py"); runpy.run_path("check_lora_fa.py"); '
               f'sys.argv = {train_argv!r}; runpy.run_path(sys.argv[0], run_name="__main__")')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(['.', REPO]), HF_HUB_OFFLINE='1',
                OMP_NUM_THREADS='1')
@@ -58,6 +59,7 @@ def test_extending_example_builds_checks_and_trains(tmp_path):
                          capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     assert 'GatedAdapter OK' in res.stdout and 'TinyGPT OK' in res.stdout
+    assert 'LoRAFA OK' in res.stdout
     sd = torch.load(os.path.join(wd, 'epoch_1.pth'), map_location='cpu',
                     weights_only=False)['state_dict']
     gates = {k: v for k, v in sd.items() if k.endswith('.gate')}

@@ -15,6 +15,7 @@ from mma.models.merge import merge_lavin
 from mma.toy import TINY_VISION_CFG
 
 transformers = pytest.importorskip('transformers')
+from conftest import perturb_norms_and_biases  # noqa: E402
 from test_llama_checkpoints import _write_sharded_bin  # noqa: E402
 
 VOCAB = 300
@@ -39,14 +40,7 @@ def _hf(family: str):
     cfg_cls, model_cls, extra = FAMILIES[family]
     cfg = getattr(transformers, cfg_cls)(**COMMON, **extra)
     torch.manual_seed(1)
-    model = getattr(transformers, model_cls)(cfg).eval()
-    with torch.no_grad():  # norms and biases away from their init, so that each one matters
-        for n, p in model.named_parameters():
-            if n.endswith('norm.weight'):
-                p.uniform_(0.5, 1.5)
-            elif n.endswith('_proj.bias'):
-                p.normal_(0, 0.5)
-    return model
+    return perturb_norms_and_biases(getattr(transformers, model_cls)(cfg).eval())
 
 
 def _mma(folder: str) -> LLaMA:

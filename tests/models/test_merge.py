@@ -12,6 +12,8 @@ from mma.loading import load_merged_lavin
 from mma.models.merge import adapter_names, merge_lavin
 from mma.toy import tiny_lavin_cfg
 
+from conftest import tiny_lavin_inputs  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -28,11 +30,7 @@ def _model(router: bool, placement: str):
 
 
 def _inputs(modality: str):
-    torch.manual_seed(5)
-    has_image = modality == 'image'
-    return dict(input_ids=torch.randint(3, 300, (2, 10)), has_image=torch.tensor([has_image] * 2),
-                visual_pos=torch.tensor([3, 4]),
-                images=torch.randn(2, 3, 32, 32) if has_image else None)
+    return tiny_lavin_inputs(modality)
 
 
 def _logits(model, modality):

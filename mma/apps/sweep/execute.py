@@ -34,6 +34,8 @@ class Launch:
         python: Interpreter for ``'none'`` and slurm.
         options: ``--cfg-options`` common to all runs (data paths, short schedules).
         train_args: Extra ``tools/train.py`` arguments (e.g. ``['--amp']``).
+        decode_speed: Measure each finished run's merged decoding speed relative to the bare
+            LLM (:func:`~mma.apps.sweep.speed.merged_decode_speed`; small models on CPU).
     """
     launcher: str = 'none'
     gpus: int = 1
@@ -42,6 +44,7 @@ class Launch:
     python: str = sys.executable
     options: List[str] = field(default_factory=list)
     train_args: List[str] = field(default_factory=list)
+    decode_speed: bool = False
 
 
 def _options(launch: Launch, run: Run) -> List[str]:
@@ -150,12 +153,13 @@ def execute(runs: Sequence[Run], launch: Launch,
             rows.append(dict(run=run.name, config=run.config, changes=run.changes,
                              status='failed'))
             continue
-        rows.append(collect(run, time.time() - start, launch.options))
+        rows.append(collect(run, time.time() - start, launch.options, launch.decode_speed))
     return rows
 
 
 # ------------------------------------------------------------------------------ collection --
-def load_result(run: Run, options: Sequence[str] = ()) -> Optional[dict]:
+def load_result(run: Run, options: Sequence[str] = (),
+                decode_speed: bool = False) -> Optional[dict]:
     """The row of a finished run: its ``result.json``, or collected from its predictions when
     the run finished elsewhere (e.g. the printed commands on a cluster); None if unfinished."""
     path = osp.join(run.work_dir, RESULT)
@@ -163,22 +167,28 @@ def load_result(run: Run, options: Sequence[str] = ()) -> Optional[dict]:
         with open(path) as f:
             return json.load(f)
     if osp.isfile(osp.join(run.work_dir, PREDICTIONS)):
-        return collect(run, options=options)
+        return collect(run, options=options, decode_speed=decode_speed)
     return None
 
 
-def trainable_params(run: Run, options: Sequence[str] = ()) -> int:
-    """Trainable parameters of the run's model (built on the meta device: no memory, no files)."""
-    import torch
+def run_config(run: Run, options: Sequence[str] = ()):
+    """The run's config with the common ``options`` and its own merged in."""
     from mmengine.config import Config, DictAction
-
-    import mma
     cfg = Config.fromfile(run.config)
     opts = {}
     for opt in list(options) + list(run.options):
         key, _, value = opt.partition('=')
         opts[key] = DictAction._parse_iterable(value)
     cfg.merge_from_dict(opts)
+    return cfg
+
+
+def trainable_params(run: Run, options: Sequence[str] = ()) -> int:
+    """Trainable parameters of the run's model (built on the meta device: no memory, no files)."""
+    import torch
+
+    import mma
+    cfg = run_config(run, options)
     with torch.device('meta'):
         model = mma.build_model(cfg)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -213,15 +223,20 @@ def _elapsed(work_dir: str) -> Optional[float]:
 
 
 def collect(run: Run, wall_time: Optional[float] = None,
-            options: Sequence[str] = ()) -> dict:
+            options: Sequence[str] = (), decode_speed: bool = False) -> dict:
     """Read a finished run into a table row and save it as its ``result.json`` (the marker that
-    makes a later sweep skip it)."""
+    makes a later sweep skip it). The row names the LLM adapter method and, with
+    ``decode_speed``, the merged decoding speed relative to the bare LLM."""
+    from .speed import merged_decode_speed, method_of
     with open(osp.join(run.work_dir, PREDICTIONS)) as f:
         metrics = json.load(f)['metrics']
     row = dict(run=run.name, config=run.config, changes=run.changes, status='done',
                trainable_params=trainable_params(run, options),
                final_loss=final_loss(run.work_dir), metrics=metrics,
-               wall_time_s=wall_time if wall_time is not None else _elapsed(run.work_dir))
+               wall_time_s=wall_time if wall_time is not None else _elapsed(run.work_dir),
+               method=method_of(run_config(run, options)))
+    if decode_speed:
+        row['merged_decode_speed'] = merged_decode_speed(run_config(run, options))
     with open(osp.join(run.work_dir, RESULT), 'w') as f:
         json.dump(row, f, indent=1)
     return row

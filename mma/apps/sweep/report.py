@@ -6,6 +6,8 @@ from typing import List, Optional, Sequence
 
 BASE_COLUMNS = ('run', 'config', 'changes', 'trainable_params', 'final_loss')
 TAIL_COLUMNS = ('wall_time_s', 'status')
+# columns shown when a row has them: after 'config', and before 'status'
+OPTIONAL_COLUMNS = {'method': 'config', 'merged_decode_speed': 'wall_time_s'}
 
 
 def metric_names(rows: Sequence[dict]) -> List[str]:
@@ -17,15 +19,21 @@ def metric_names(rows: Sequence[dict]) -> List[str]:
 
 
 def table(rows: Sequence[dict]) -> List[dict]:
-    """Flat rows: run, config, changes (``'; '``-joined), trainable_params, final_loss, one column
-    per metric, wall_time_s, status. Missing values are None."""
+    """Flat rows: run, config, method (if known), changes (``'; '``-joined), trainable_params,
+    final_loss, one column per metric, wall_time_s, merged_decode_speed (if measured), status.
+    Missing values are None."""
     metrics = metric_names(rows)
+    columns = []
+    for c in BASE_COLUMNS + tuple(metrics) + TAIL_COLUMNS:
+        columns.append(c)
+        columns += [o for o, after in OPTIONAL_COLUMNS.items()
+                    if after == c and any(o in r for r in rows)]
     out = []
     for row in rows:
-        flat = {c: row.get(c) for c in BASE_COLUMNS + TAIL_COLUMNS}
+        flat = {c: row.get(c) for c in BASE_COLUMNS + TAIL_COLUMNS + tuple(OPTIONAL_COLUMNS)}
         flat['changes'] = '; '.join(row.get('changes') or [])
         flat.update({m: row.get('metrics', {}).get(m) for m in metrics})
-        out.append({c: flat[c] for c in BASE_COLUMNS + tuple(metrics) + TAIL_COLUMNS})
+        out.append({c: flat[c] for c in columns})
     return out
 
 
@@ -62,8 +70,8 @@ def markdown(rows: Sequence[dict]) -> str:
         return ''
     columns = list(flat[0])
     lines = ['| ' + ' | '.join(columns) + ' |',
-             '|' + '|'.join('---' if c in ('run', 'config', 'changes', 'status') else '---:'
-                            for c in columns) + '|']
+             '|' + '|'.join('---' if c in ('run', 'config', 'method', 'changes', 'status')
+                            else '---:' for c in columns) + '|']
     lines += ['| ' + ' | '.join(_cell(c, r[c]) for c in columns) + ' |' for r in flat]
     return '\n'.join(lines) + '\n'
 
