@@ -46,8 +46,8 @@ def _bar(layer: int, slot: str, label: str, w: float) -> str:
 def _y_axis() -> str:
     ticks = ''.join(
         f'<span style="position:absolute;right:4px;bottom:{100 * v:.0f}%;transform:'
-        f'translateY(50%);font-size:11px" data-tick="{v}">{v:.1f}</span>'
-        for v in (0, 0.25, 0.5, 0.75, 1))
+        f'translateY(50%);font-size:11px" data-tick="{v}">{v:g}</span>'
+        for v in (1, 0.75, 0.5, 0.25, 0))
     return (f'<div class="mma-y-axis" style="position:relative;height:{PLOT_HEIGHT}px;'
             f'width:40px;border-right:1px solid #888;margin-bottom:17px">{ticks}</div>')
 
