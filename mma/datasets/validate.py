@@ -10,8 +10,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.dataset import ConcatDataset
 
-from mma.errors import MMAUserError
-
 from .prompt_dataset import PromptDataset
 from .record_errors import DataValidationError, RecordErrors  # noqa: F401 (re-exported)
 from .transforms import TokenizeForLaVIN, read_rgb
