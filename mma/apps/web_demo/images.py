@@ -1,6 +1,7 @@
 """Uploaded pictures: one size limit, checked from the file's header before any pixel is decoded;
 errors name the upload by its own file name (not the server's temporary path); previews are
 downscaled before they go back to the browser."""
+import functools
 import os
 import warnings
 from typing import Optional
@@ -27,14 +28,29 @@ def _named(err: Exception, path: str, name: str) -> str:
     return str(err).replace(path, name)
 
 
-def open_upload(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Check the size of the uploaded picture ``path``, then decode it as 8-bit RGB.
+def check_upload(path: str, max_pixels: int = MAX_PIXELS) -> None:
+    """Check the uploaded picture ``path`` once per file version: its size from the header
+    (before any pixel is decoded), then that it decodes. The upload's preview and the answer
+    both call this; the second call reuses the first's result.
 
     Raises:
         DemoError: over ``max_pixels`` (PIL's ``DecompressionBombError`` and
             ``DecompressionBombWarning`` included), or not readable as an image; the message
             names the upload by its file name.
     """
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise DemoError(f'The uploaded image "{os.path.basename(path)}" is gone from the '
+                        'server: upload it again.') from None
+    message = _check(path, (st.st_mtime_ns, st.st_size), max_pixels)
+    if message:
+        raise DemoError(message)
+
+
+@functools.lru_cache(maxsize=64)
+def _check(path: str, version: tuple, max_pixels: int) -> Optional[str]:
+    """The message for an unusable upload, or None (cached per ``(path, version)``)."""
     name = os.path.basename(path)
     limit = f'{max_pixels / 1e6:g} megapixels'
     try:
@@ -43,21 +59,26 @@ def open_upload(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
             with Image.open(path) as img:
                 width, height = img.size  # the header only: nothing decoded yet
                 if width * height > max_pixels:
-                    raise DemoError(
-                        f'The uploaded image "{name}" is too large: {width}x{height} pixels '
-                        f'({width * height / 1e6:.0f} megapixels); the demo accepts up to '
-                        f'{limit}. Downscale it (the model sees it at its ViT\'s input size '
-                        'anyway) and upload it again.')
+                    return (f'The uploaded image "{name}" is too large: {width}x{height} pixels '
+                            f'({width * height / 1e6:.0f} megapixels); the demo accepts up to '
+                            f'{limit}. Downscale it (the model sees it at its ViT\'s input size '
+                            'anyway) and upload it again.')
                 img.load()  # a truncated file fails here, not as a half-grey picture
-                return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DemoError(f'The uploaded image "{name}" is too large: over {limit} (PIL refuses '
-                        'it as a possible decompression bomb). Downscale it and upload it '
-                        'again.') from None
+        return (f'The uploaded image "{name}" is too large: over {limit} (PIL refuses it as a '
+                'possible decompression bomb). Downscale it and upload it again.')
     except (OSError, SyntaxError, ValueError) as err:
-        raise DemoError(f'The uploaded image "{name}" cannot be read: it is corrupt, truncated '
-                        f'or not an image ({type(err).__name__}: {_named(err, path, name)}). '
-                        'Upload a PNG or JPEG file.') from None
+        return (f'The uploaded image "{name}" cannot be read: it is corrupt, truncated or not an '
+                f'image ({type(err).__name__}: {_named(err, path, name)}). Upload a PNG or JPEG '
+                'file.')
+    return None
+
+
+def open_upload(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """:func:`check_upload`, then the picture as 8-bit RGB."""
+    check_upload(path, max_pixels)
+    with Image.open(path) as img:
+        return to_rgb(img)
 
 
 def preview(path: Optional[str], max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -20,7 +20,7 @@ from mma.evaluation.scienceqa_metric import parse_answer
 from mma.models.generation import GenerationConfig
 
 from .errors import DemoError
-from .images import open_upload
+from .images import check_upload
 
 
 @dataclass
@@ -165,7 +165,7 @@ class WebDemo:
         prompt = self.prompt(question, choices, context)
         use_image = image is not None and not text_only and self.sees_images
         if use_image:  # the size limit and decoding, with the upload's own file name
-            open_upload(image)
+            check_upload(image)
         results = dict(qid='web demo', prompt=prompt, img_path=image if use_image else None)
         positions, drop, _ = self.tokenize.measure(results)
         limit = self.model.llm.max_seq_len

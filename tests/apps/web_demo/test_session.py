@@ -176,7 +176,10 @@ def test_upload_size_limit_and_names(tmp_path):
     # a picture under the limit: decoded, and the preview is downscaled to PREVIEW_SIZE
     Image.new('RGB', (1200, 600), (200, 30, 30)).save(tmp_path / 'wide.png')
     assert open_upload(str(tmp_path / 'wide.png')).size == (1200, 600)
+    from mma.apps.web_demo.images import _check
+    hits = _check.cache_info().hits
     assert preview(str(tmp_path / 'wide.png')).size == (512, 256)
+    assert _check.cache_info().hits == hits + 1  # checked once per upload, not per use
     # a corrupt upload in a temporary folder like gradio's: the message shows no server path
     upload = tmp_path / 'gradio' / '0123abcd' / 'corrupt.png'
     upload.parent.mkdir(parents=True)
