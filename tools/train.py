@@ -112,9 +112,14 @@ def resume_checkpoint(work_dir: str, resume: str) -> str:
         target = f.read().strip()
     if not target or not osp.isfile(target):
         what = 'is empty' if not target else f'names {target[:200]!r}, which is not a file'
+        # the checkpoint files only: the pointer itself is no checkpoint to resume from
+        ckpts = [osp.join(work_dir, name) for name in existing_checkpoints(work_dir)
+                 if name != 'last_checkpoint']
+        todo = f'Pass --resume FILE with one of {ckpts} (or fix the file)' if ckpts else \
+            ('No checkpoint file (epoch_*.pth, iter_*.pth) is there either: drop --resume to '
+             'start a new run, or pass --resume FILE with a checkpoint saved elsewhere')
         raise MMAUserError(f'--resume: {pointer} {what}; it should hold the path of the last '
-                           f'saved checkpoint. Pass --resume FILE with one of '
-                           f'{existing_checkpoints(work_dir)} (or fix the file)')
+                           f'saved checkpoint. {todo}')
     return target
 
 

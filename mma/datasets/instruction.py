@@ -15,6 +15,7 @@ from mma.fileio import read_json
 from mma.registry import DATASETS
 
 from .base import LaVINDataset
+from .record_errors import RecordErrors
 
 INSTRUCTION_TEMPLATE = 'Instruction: {}\nResponse:'
 
@@ -52,12 +53,15 @@ class AlpacaDataset(_InstructionDataset):
     """
 
     def load_data_list(self) -> List[dict]:
-        out = []
-        for i, item in enumerate(_load_json(self.ann_file)):
-            q = item['instruction']
-            if item.get('input'):
-                q = f"{q.strip()}\n{item['input']}"
-            out.append(self._sample(f'alpaca_{i}', q, item['output'], None))
+        out, items = [], _load_json(self.ann_file)
+        bad = RecordErrors(self.ann_file)
+        for i, item in enumerate(items):  # every record checked: all bad ones reported at once
+            with bad.record(f'sample alpaca_{i}'):
+                q = item['instruction']
+                if item.get('input'):
+                    q = f"{q.strip()}\n{item['input']}"
+                out.append(self._sample(f'alpaca_{i}', q, item['output'], None))
+        bad.raise_if_any(len(items))
         return out
 
 
@@ -82,19 +86,26 @@ class LLaVAInstructDataset(_InstructionDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        out = []
-        for item in _load_json(self.ann_file):
-            img = item.get('image')
-            img_path = (osp.join(self.image_root, self.image_file_prefix + img) if img else None)
-            turns = item['conversations']
-            for t in range(0, len(turns) - 1, 2):
-                human, gpt = turns[t], turns[t + 1]
-                if human['from'] != 'human' or gpt['from'] != 'gpt':
-                    raise MMAUserError(f"{self.ann_file}: conversation {item.get('id')} turn {t} "
-                                       f"is {human['from']}/{gpt['from']}, expected human/gpt")
-                q = human['value'].replace('<image>', '').strip()
-                out.append(self._sample(f"{item.get('id')}_{t // 2}", q, gpt['value'],
-                                        img_path))
+        out, items = [], _load_json(self.ann_file)
+        bad = RecordErrors(self.ann_file)
+        for i, item in enumerate(items):  # every record checked: all bad ones reported at once
+            with bad.record(f'conversation {i}'):
+                out += self._conversation(item)
+        bad.raise_if_any(len(items))
+        return out
+
+    def _conversation(self, item: dict) -> List[dict]:
+        """One sample per human/gpt turn pair of one conversation."""
+        img = item.get('image')
+        img_path = (osp.join(self.image_root, self.image_file_prefix + img) if img else None)
+        turns, out = item['conversations'], []
+        for t in range(0, len(turns) - 1, 2):
+            human, gpt = turns[t], turns[t + 1]
+            if human['from'] != 'human' or gpt['from'] != 'gpt':
+                raise MMAUserError(f"{self.ann_file}: conversation {item.get('id')} turn {t} "
+                                   f"is {human['from']}/{gpt['from']}, expected human/gpt")
+            q = human['value'].replace('<image>', '').strip()
+            out.append(self._sample(f"{item.get('id')}_{t // 2}", q, gpt['value'], img_path))
         return out
 
 
@@ -121,14 +132,18 @@ class LaVINInstructDataset(_InstructionDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        out = []
-        for i, item in enumerate(_load_json(self.ann_file)[self.split]):
-            qid = str(item.get('qid', i))
-            img_path = None
-            if item.get('image') is not None:
-                if item.get('image_source') == 'sqa':
-                    img_path = osp.join(self.sqa_image_root, qid, 'image.png')
-                else:
-                    img_path = osp.join(self.coco_image_root, 'COCO_train2014_' + item['image'])
-            out.append(self._sample(qid, item['instruction'], item['answer'], img_path))
+        out, items = [], _load_json(self.ann_file)[self.split]
+        bad = RecordErrors(self.ann_file)
+        for i, item in enumerate(items):  # every record checked: all bad ones reported at once
+            with bad.record(f'record {i}'):
+                qid = str(item.get('qid', i))
+                img_path = None
+                if item.get('image') is not None:
+                    if item.get('image_source') == 'sqa':
+                        img_path = osp.join(self.sqa_image_root, qid, 'image.png')
+                    else:
+                        img_path = osp.join(self.coco_image_root,
+                                            'COCO_train2014_' + item['image'])
+                out.append(self._sample(qid, item['instruction'], item['answer'], img_path))
+        bad.raise_if_any(len(items))
         return out

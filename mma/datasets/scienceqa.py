@@ -9,6 +9,7 @@ from mma.registry import DATASETS
 
 from .base import LaVINDataset
 from .prompts import DEFAULT_OPTIONS, build_prompt, parse_format
+from .record_errors import RecordErrors
 
 
 @DATASETS.register_module()
@@ -105,6 +106,20 @@ class ScienceQADataset(LaVINDataset):
                                'repeats')
         return qids
 
+    def _record(self, qid: str, p: dict, captions: dict) -> dict:
+        """One problem as a sample (after :meth:`_check_problem`)."""
+        self._check_problem(qid, p)
+        prompt, answer = build_prompt(p, self.prompt_format, self.options,
+                                      captions.get(qid) if self.use_caption else None)
+        img_path = None
+        if p.get('image'):
+            folder = self.image_split or p.get('split', self.split)
+            img_path = osp.join(self.data_root, self.image_dir, folder, qid, p['image'])
+        return dict(qid=qid, prompt=prompt, answer=answer, img_path=img_path,
+                    answer_idx=int(p['answer']), choices=list(p['choices']),
+                    options=list(self.options[:len(p['choices'])]), subject=p.get('subject'),
+                    grade=p.get('grade'), has_hint=bool(p.get('hint')))
+
     def load_data_list(self) -> List[dict]:
         problems = self._load_json(self.problems_file, 'problems file')
         split_qids = self._split_qids(self._load_json(self.splits_file, 'splits file'))
@@ -117,18 +132,9 @@ class ScienceQADataset(LaVINDataset):
                            f'{self._path(self.splits_file)} are not in '
                            f'{self._path(self.problems_file)}: {absent[:10]}')
         data_list = []
-        for qid in split_qids:
-            p = problems[qid]
-            self._check_problem(qid, p)
-            prompt, answer = build_prompt(p, self.prompt_format, self.options,
-                                          captions.get(qid) if self.use_caption else None)
-            img_path = None
-            if p.get('image'):
-                folder = self.image_split or p.get('split', self.split)
-                img_path = osp.join(self.data_root, self.image_dir, folder, qid, p['image'])
-            data_list.append(dict(
-                qid=qid, prompt=prompt, answer=answer, img_path=img_path,
-                answer_idx=int(p['answer']), choices=list(p['choices']),
-                options=list(self.options[:len(p['choices'])]), subject=p.get('subject'),
-                grade=p.get('grade'), has_hint=bool(p.get('hint'))))
+        bad = RecordErrors(self._path(self.problems_file))
+        for qid in split_qids:  # every record checked: all bad ones are reported at once
+            with bad.record(f'problem {qid}'):
+                data_list.append(self._record(qid, problems[qid], captions))
+        bad.raise_if_any(len(split_qids))
         return data_list

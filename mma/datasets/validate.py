@@ -2,21 +2,17 @@
 
 Used by ``tools/train.py --check`` (:func:`mma.engine.preflight.preflight`) and by
 :class:`mma.engine.hooks.VocabCheckHook`; building a dataset already checks its files, qids,
-questions, answers and prompt format (:class:`~mma.datasets.ScienceQADataset`).
+questions, answers and prompt format (:class:`~mma.datasets.ScienceQADataset`), reporting every
+bad record of a file at once (:class:`~mma.datasets.record_errors.RecordErrors`).
 """
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.dataset import ConcatDataset
 
-from mma.errors import MMAUserError
-
 from .prompt_dataset import PromptDataset
+from .record_errors import DataValidationError, RecordErrors  # noqa: F401 (re-exported)
 from .transforms import TokenizeForLaVIN, read_rgb
-
-
-class DataValidationError(MMAUserError):
-    """A data set has samples that would fail (or silently go wrong) during training."""
 
 
 def dataset_parts(dataset) -> list:

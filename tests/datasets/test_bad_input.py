@@ -221,3 +221,46 @@ def test_overlong_skips_name_the_qids(sqa, tok, monkeypatch):
     with pytest.raises(ValueError, match=r'all \d+ samples exceed max_len=5 and were skipped'):
         ScienceQADataset(sqa['data_root'], split='train', pipeline=[
             pipeline(tok)[0], dict(pipeline(tok)[1], max_len=5, overlong='skip')])
+
+
+def _report(err) -> str:
+    """The text of the full list a bad-records error points to."""
+    import re
+    path = re.search(r'the full list is in (\S+)\)', str(err)).group(1)
+    return open(path).read()
+
+
+def test_every_bad_record_of_a_problems_file_in_one_run(copy, tok):
+    """Three different bad records: one run names all three (message and full list)."""
+    qids = json.load(open(os.path.join(copy, 'pid_splits.json')))['train']
+    assert len(qids) >= 3
+    a, b, c = qids[:3]
+
+    def damage(p):
+        p[a]['question'] = ' '
+        p[b]['answer'] = 1.0
+        del p[c]['choices']
+    edit_problems(copy, damage)
+    with pytest.raises(DataValidationError) as err:
+        build(copy, tok)
+    msg = str(err.value)
+    assert f'problems.json: 3 of {len(qids)} records are bad' in msg
+    wants = [f'problem {a} has an empty question', f'problem {b}: answer 1.0 is not the index',
+             f'problem {c}: field "choices" must be a list of strings, got NoneType']
+    for want in wants:
+        assert want in msg and want in _report(err.value)
+
+
+def test_many_bad_records_first_ones_in_the_message_all_in_the_file(tmp_path, tok):
+    alpaca = tmp_path / 'alpaca.json'
+    items = [dict(instruction='Say hi.', input='', output='hi')] + \
+        [dict(instruction=f'Q{i}?', input='', output='') for i in range(12)] + [dict(input='x')]
+    alpaca.write_text(json.dumps(items))
+    with pytest.raises(DataValidationError) as err:
+        AlpacaDataset(ann_file=str(alpaca), pipeline=pipeline(tok))
+    msg, report = str(err.value), _report(err.value)
+    assert 'alpaca.json: 13 of 14 records are bad' in msg and '... and 3 more' in msg
+    assert msg.count('has an empty answer') == 10
+    assert report.count('has an empty answer') == 12
+    # a missing field is named with its record, not a bare KeyError
+    assert "alpaca.json: sample alpaca_13: missing field 'instruction'" in report

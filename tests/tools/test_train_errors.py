@@ -51,7 +51,13 @@ def test_empty_or_garbage_last_checkpoint(sqa, tmp_path, capsys, content, says):
     err = _fails([TINY_CFG, '--work-dir', str(wd), '--resume', '--cfg-options'] +
                  data_options(sqa), capsys)
     assert f'--resume: {wd}/last_checkpoint {says}' in err
-    assert "Pass --resume FILE with one of ['epoch_1.pth', 'last_checkpoint']" in err
+    # the checkpoint files there, not the last_checkpoint pointer
+    assert f"Pass --resume FILE with one of ['{wd}/epoch_1.pth']" in err
+    (wd / 'epoch_1.pth').unlink()
+    err = _fails([TINY_CFG, '--work-dir', str(wd), '--resume', '--cfg-options'] +
+                 data_options(sqa), capsys)
+    assert 'No checkpoint file (epoch_*.pth, iter_*.pth) is there either: drop --resume' in err
+    assert 'last_checkpoint]' not in err
 
 
 def test_truncated_resume_checkpoint_is_named(sqa, tmp_path, capsys):

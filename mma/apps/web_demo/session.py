@@ -7,21 +7,20 @@ own ``generation_cfg`` (what ``tools/test.py`` uses: KV cache, stop rules) and s
 Everything a user can get wrong comes back as a message (:class:`DemoError`), never a traceback.
 """
 import copy
-import os
 import queue
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from mma.apps.visualization.routing import llm_routing
+from mma.apps.visualization.routing import llm_routing, router_weights
 from mma.datasets import (LoadLaVINImage, TokenizeForLaVIN, build_prompt, instruction,
-                          mma_collate, read_rgb)
+                          mma_collate)
 from mma.datasets.prompts import DEFAULT_OPTIONS
+from mma.evaluation.scienceqa_metric import parse_answer
 from mma.models.generation import GenerationConfig
 
-
-class DemoError(Exception):
-    """A problem with the request or the model files, worded for the page."""
+from .errors import DemoError
+from .images import check_upload
 
 
 @dataclass
@@ -53,6 +52,31 @@ def parse_choices(text: Optional[str]) -> List[str]:
     return [line.strip() for line in (text or '').splitlines() if line.strip()]
 
 
+def router_paths(model) -> Optional[Dict[str, List[str]]]:
+    """What each expert of each routed LLM adapter carries: ``{'layers.0.adapter_attn':
+    ['text path', 'image path']}``.
+
+    The routers are built alike for every expert (``ModalityRouter``: a Linear over the modality
+    token's hidden state); which expert serves which modality is learned. Per adapter, the
+    expert whose weight rises most from text-only to image input is the image path, the one
+    that falls most the text path (with two experts, one rises as much as the other falls).
+    None for a model without routed LLM adapters.
+    """
+    try:
+        weights = router_weights(model)
+    except ValueError:  # no routed LLM adapters (none configured, or merged)
+        return None
+    paths = {}
+    for name, w in weights.items():
+        rise = (w[0] - w[1]).tolist()  # row 0 image, row 1 text-only
+        labels = [f'expert {k}' for k in range(len(rise))]
+        if len(rise) > 1 and max(rise) > min(rise):
+            labels[rise.index(max(rise))] = 'image path'
+            labels[rise.index(min(rise))] = 'text path'
+        paths[name] = labels
+    return paths
+
+
 class WebDemo:
     """A loaded model plus the test pipeline of its config, ready to answer questions.
 
@@ -76,6 +100,10 @@ class WebDemo:
             sync_data_with_model(cfg, model)
         dataset = ((cfg or {}).get('test_dataloader') or {}).get('dataset') or {}
         self.prompt_format = dataset.get('prompt_format', 'QCM-A')
+        #: A model evaluated on ScienceQA-format questions (its config has a test data set)
+        #: answers with an option letter: the page asks for choices. Without one it chats.
+        self.multiple_choice = bool(dataset)
+        self.data_root = dataset.get('data_root')
         self.options: Sequence[str] = dataset.get('options') or DEFAULT_OPTIONS
         pipeline = [TRANSFORMS.build(dict(t)) for t in dataset.get('pipeline') or []]
         if not any(isinstance(t, TokenizeForLaVIN) for t in pipeline):
@@ -91,6 +119,8 @@ class WebDemo:
         # is still winding down from running beside the next one.
         self._lock = threading.Lock()
 
+        self.router_paths = router_paths(model)
+
     # ------------------------------------------------------------------------------ inputs --
     @property
     def sees_images(self) -> bool:
@@ -99,6 +129,12 @@ class WebDemo:
     def decoding_settings(self) -> Dict:
         """The decoding settings every answer uses (the config's ``generation_cfg``)."""
         return asdict(self.generation)
+
+    def chosen_option(self, text: str, choices: Sequence[str]) -> Optional[str]:
+        """``'(B) green'``: the option that answer ``text`` names (``The answer is B.``, as the
+        ScienceQA metric reads it), or None when it names none of ``choices``."""
+        idx = parse_answer(text, len(choices))
+        return None if idx < 0 else f'({self.options[idx]}) {choices[idx]}'
 
     def prompt(self, question: str, choices: Sequence[str] = (), context: str = '') -> str:
         """The prompt text: the config's ScienceQA format when choices are given (the exact text
@@ -128,14 +164,8 @@ class WebDemo:
         new = self.generation.max_new_tokens if max_new_tokens is None else max_new_tokens
         prompt = self.prompt(question, choices, context)
         use_image = image is not None and not text_only and self.sees_images
-        if use_image:
-            name = os.path.basename(image)
-            try:
-                read_rgb(image)
-            except (OSError, ValueError) as err:
-                raise DemoError(f'The uploaded image "{name}" cannot be read: it is corrupt, '
-                                f'truncated or not an image ({err}). Upload a PNG or JPEG '
-                                'file.') from None
+        if use_image:  # the size limit and decoding, with the upload's own file name
+            check_upload(image)
         results = dict(qid='web demo', prompt=prompt, img_path=image if use_image else None)
         positions, drop, _ = self.tokenize.measure(results)
         limit = self.model.llm.max_seq_len

@@ -9,9 +9,14 @@ import html
 import inspect
 import itertools
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
+
+from mma.datasets.prompts import DEFAULT_OPTIONS
 
 from .chart import router_chart_html
+from .errors import DemoError
+from .examples import held_out_examples
+from .images import MAX_PIXELS, preview
 from .session import Reply, WebDemo, parse_choices
 
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
@@ -35,16 +40,46 @@ def _status(reply: Reply, request: int) -> str:
 
 
 def decoding_markdown(demo: WebDemo) -> str:
-    """The decoding settings line shown under the answer."""
+    """The decoding settings, for the page's "Decoding" toggle."""
     s = demo.decoding_settings()
     mode = 'greedy' if s['temperature'] <= 0 else \
         f'temperature {s["temperature"]}, top-p {s["top_p"]}, seed {s["seed"]}'
     stops = [f'stop pattern `{s["stop_pattern"]}`'] if s['stop_pattern'] else []
     stops += [f'stop string `{t!r}`' for t in s['stop_strings']]
     stops += ['EOS'] if s['stop_at_eos'] else []
-    return (f'**Decoding** (the config\'s `generation_cfg`, as `tools/test.py`): {mode}, at most '
+    return (f'The config\'s `generation_cfg`, as `tools/test.py` uses it: {mode}, at most '
             f'{s["max_new_tokens"]} new tokens, KV cache; stops at {", ".join(stops) or "nothing"}.'
             f' Prompt format with choices: `{demo.prompt_format}`.')
+
+
+def choice_letters(demo: Optional[WebDemo], choices: str) -> str:
+    """The choices as the model sees them: ``(A) red  (B) green ...`` (HTML)."""
+    options = demo.options if demo is not None else DEFAULT_OPTIONS
+    parsed = parse_choices(choices)
+    if not parsed:
+        return '<div class="mma-letters"><em>No choices yet.</em></div>'
+    items = ' &nbsp; '.join(f'<b>({html.escape(letter)})</b> {html.escape(c)}'
+                            for letter, c in zip(options, parsed))
+    extra = len(parsed) - len(options)
+    more = f' &nbsp; <em>{extra} more than the {len(options)} option letters</em>' \
+        if extra > 0 else ''
+    return f'<div class="mma-letters">The model sees: {items}{more}</div>'
+
+
+def answer_text(demo: WebDemo, reply: Reply, choices) -> str:
+    """The answer box: while streaming the text so far; when done, the chosen option's text
+    first (``(B) green``), then what the model wrote."""
+    if not (reply.done and choices) or reply.error:
+        return reply.text
+    chosen = demo.chosen_option(reply.text, choices)
+    head = chosen or 'No option: the answer names none of the choices\' letters.'
+    return f'{head}\n\nModel output: {reply.text}'
+
+
+#: The page's message for a question without choices to a multiple-choice model.
+NEEDS_CHOICES = ('This model answers multiple-choice questions (it was trained on '
+                 'ScienceQA-format questions and answers with an option letter): type two or '
+                 'more choices, one per line, or click one of the examples.')
 
 
 def respond(demo: Optional[WebDemo], load_error: Optional[str], image: Optional[str],
@@ -54,26 +89,27 @@ def respond(demo: Optional[WebDemo], load_error: Optional[str], image: Optional[
     if demo is None:
         yield '', _status(Reply(error=load_error or 'no model is loaded', done=True), request), ''
         return
+    parsed = parse_choices(choices)
+    if demo.multiple_choice and len(parsed) < 2:
+        yield '', _status(Reply(error=NEEDS_CHOICES, done=True), request), \
+            router_chart_html(None)
+        return
     reply = Reply()
-    for reply in demo.stream(question, parse_choices(choices), context, image, text_only):
-        chart = router_chart_html(reply.routing, reply.has_image) if reply.done else ''
-        yield reply.text, _status(reply, request), chart
+    for reply in demo.stream(question, parsed, context, image, text_only):
+        chart = router_chart_html(reply.routing, reply.has_image, demo.router_paths) \
+            if reply.done else ''
+        yield answer_text(demo, reply, parsed), _status(reply, request), chart
 
 
 def preview_image(path: Optional[str]):
-    """The uploaded picture for the page (None when there is none or it cannot be read: the
-    answer then reports why)."""
-    from PIL import Image
-
-    from mma.datasets import read_rgb
+    """(picture, message) for the page: the upload downscaled for display, or None and why it
+    cannot be used (the same check the answer makes)."""
+    if not path:
+        return None, ''
     try:
-        img = read_rgb(path) if path else None
-    except (OSError, ValueError):
-        return None
-    if img is not None and max(img.size) < 128:  # tiny demo pictures: enlarge, pixels kept
-        factor = -(-128 // max(img.size))
-        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
-    return img
+        return preview(path), ''
+    except DemoError as err:
+        return None, f'<div class="mma-error" style="color:#b00020">{html.escape(str(err))}</div>'
 
 
 def _no_share_button(component) -> dict:
@@ -88,7 +124,7 @@ def _no_share_button(component) -> dict:
 
 
 def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
-              title: str = 'mma web demo'):
+              title: str = 'mma web demo', examples: Optional[List[List[str]]] = None):
     """The gradio ``Blocks`` of the page, queued (one generation at a time).
 
     Args:
@@ -96,10 +132,16 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
             and every request answers with it).
         load_error: Why no model is loaded.
         title: Page title.
+        examples: ``[image, question, context, choices]`` rows to click; default: held-out
+            image questions of the model's test split (:func:`held_out_examples`). Their
+            folders must be readable by the server: :func:`launch` allows ``app.mma_files``.
     """
     import gradio as gr
+    if examples is None:
+        examples = held_out_examples(demo.data_root) if demo is not None else []
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f'# {html.escape(title)}\nAsk about an image (or none). The answer streams '
+        gr.Markdown(f'# {html.escape(title)}\nAsk about an image (or none): click an example '
+                    'below to fill the form, or upload your own picture. The answer streams '
                     'from the model; the chart shows how its modality routers weighted the '
                     'adapters of each LLM layer for your input.')
         if load_error:
@@ -107,25 +149,35 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
                     f'{html.escape(load_error)}</div>')
         with gr.Row():
             with gr.Column():
-                image = gr.File(label='Image (optional: PNG, JPEG, ...)', type='filepath',
+                image = gr.File(label=f'Image (optional: PNG, JPEG, ...; up to '
+                                f'{MAX_PIXELS / 1e6:g} megapixels)', type='filepath',
                                 elem_id='image')
-                preview = gr.Image(label='The image as read', type='pil', interactive=False,
-                                   height=160, elem_id='preview', **_no_share_button(gr.Image))
+                upload_note = gr.HTML(elem_id='upload-note')
+                shown = gr.Image(label='The image as read', type='pil', interactive=False,
+                                 height=160, elem_id='preview', **_no_share_button(gr.Image))
                 question = gr.Textbox(label='Question', value=EXAMPLE_QUESTION,
                                       elem_id='question')
                 context = gr.Textbox(label='Context (optional)', elem_id='context')
-                choices = gr.Textbox(label='Choices (optional, one per line: ScienceQA format)',
+                needs = 'two or more, ' if demo is not None and demo.multiple_choice else \
+                    'optional, '
+                choices = gr.Textbox(label=f'Choices ({needs}one per line: ScienceQA format)',
                                      value=EXAMPLE_CHOICES, lines=4, elem_id='choices')
+                letters = gr.HTML(choice_letters(demo, EXAMPLE_CHOICES), elem_id='letters')
                 text_only = gr.Checkbox(label='Text-only: answer without the image',
                                         elem_id='text-only')
                 ask = gr.Button('Ask', variant='primary', elem_id='ask')
             with gr.Column():
-                answer = gr.Textbox(label='Answer', lines=3, interactive=False,
+                answer = gr.Textbox(label='Answer', lines=4, interactive=False,
                                     elem_id='answer')
                 status = gr.HTML(elem_id='status')
                 chart = gr.HTML(router_chart_html(None), elem_id='router-chart')
                 if demo is not None:
-                    gr.Markdown(decoding_markdown(demo), elem_id='decoding')
+                    with gr.Accordion('Decoding settings', open=False, elem_id='decoding'):
+                        gr.Markdown(decoding_markdown(demo))
+        if examples:
+            gr.Examples(examples, [image, question, context, choices], elem_id='examples',
+                        label='Examples: held-out questions of the demo, not seen in '
+                        'training (click one, then Ask)')
 
         requests = itertools.count(1)
 
@@ -133,15 +185,19 @@ def build_app(demo: Optional[WebDemo], load_error: Optional[str] = None,
             yield from respond(demo, load_error, image, question, context, choices, text_only,
                                next(requests))
 
-        image.change(preview_image, image, preview, concurrency_limit=None)
+        image.change(preview_image, image, [shown, upload_note], concurrency_limit=None)
+        choices.change(lambda c: choice_letters(demo, c), choices, letters,
+                       concurrency_limit=None)
         ask.click(handler, [image, question, context, choices, text_only],
                   [answer, status, chart], concurrency_limit=1)
+    app.mma_files = sorted({os.path.dirname(os.path.dirname(row[0])) for row in examples})
     return app.queue(default_concurrency_limit=1)
 
 
 def launch(app, port: Optional[int] = None, host: str = '127.0.0.1', block: bool = True):
     """Serve ``app`` on ``host:port`` (port None: gradio picks a free one), without a share
-    link or analytics; returns the app's local URL when ``block`` is False."""
+    link or analytics, its examples' folders readable; returns the app's local URL when
+    ``block`` is False."""
     app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
-               inbrowser=False, quiet=True)
+               inbrowser=False, quiet=True, allowed_paths=getattr(app, 'mma_files', None))
     return app.local_url

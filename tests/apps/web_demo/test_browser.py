@@ -1,8 +1,11 @@
 """The web demo in a real headless Chromium (Playwright over Debian's ``chromium``):
-tools/web_demo.py serves the tiny trained demo; the page must show tools/test.py's answers, the
-text-only answer, one router bar group per LLM layer, a corrupt upload's error, two sessions'
-own answers at once, and request nothing from another host. Saves a PNG screenshot."""
+tools/web_demo.py serves the tiny trained demo; the page must show tools/test.py's answers headed
+by the chosen option's text (an example clicked too), the text-only answer, one router bar group
+per LLM layer with path labels and values, a corrupt and an over-limit upload's error, a refusal
+without choices, two sessions' own answers at once, request nothing from another host, and leave
+no traceback in the server log. Saves a PNG screenshot."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +16,9 @@ import urllib.request
 import pytest
 
 from .conftest import REPO, image_path
+from .test_session import bilevel_png
+
+from mma.apps.web_demo.examples import held_out_examples
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ('chromium', 'chromium-browser'))
                  if p), None)
@@ -59,6 +65,7 @@ def server(demo_dir, tmp_path_factory):
                     raise AssertionError(f'web demo did not start:\n{log.read_text()[-3000:]}')
                 time.sleep(0.5)
 
+    wait_until_up.log = log
     try:
         yield wait_until_up
     finally:
@@ -98,6 +105,19 @@ _DONE_JS = '''previous => {
 }'''
 
 
+def _output(answer: str) -> str:
+    """What the model wrote, from the answer box (``(B) green\n\nModel output: ...``)."""
+    return answer.split('Model output: ', 1)[-1]
+
+
+def _option(run, qid) -> str:
+    """``(B) green``: the option tools/test.py's answer to ``qid`` names ('No option' if none)."""
+    choices = run['problems'][qid]['choices']
+    m = re.search(r'The answer is ([A-Z]).', run['answers'][qid])
+    idx = ord(m.group(1)) - ord('A') if m else -1
+    return f'({chr(65 + idx)}) {choices[idx]}' if 0 <= idx < len(choices) else 'No option'
+
+
 def _result(page, previous):
     try:
         # polled: animation frames do not run in a page that is not in front
@@ -124,8 +144,13 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
             page.on('request', lambda r: hosts.add(r.url.split('/')[2]))
             page.goto(url, wait_until='networkidle')
 
-            # the demo's image question with its picture: tools/test.py's answer
-            assert _result(page, _ask(page, run, image_q)) == run['answers'][image_q]
+            # the demo's image question with its picture: tools/test.py's answer, headed by
+            # the option's text; the choices shown with their letters
+            answer = _result(page, _ask(page, run, image_q))
+            assert _output(answer) == run['answers'][image_q]
+            assert answer.startswith(_option(run, image_q) + '\n')
+            choices = run['problems'][image_q]['choices']
+            assert f'(B) {choices[1]}' in page.inner_text('#letters')
             assert 'image + text' in page.inner_text('#status')
             layers = page.locator('#router-chart .mma-layer')
             assert layers.count() == n_layers
@@ -133,10 +158,22 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
                 [str(i) for i in range(n_layers)]
             image_weights = page.locator('#router-chart .mma-bar').evaluate_all(
                 'bars => bars.map(b => b.dataset.weight)')
+            # the chart's labels and values as a reader sees them
+            assert page.locator('#router-chart .mma-legend').all_inner_texts() == \
+                ['\u25a0 image path', '\u25a0 text path']
+            bars = page.locator('#router-chart .mma-bar').evaluate_all(
+                'bars => bars.map(b => [b.dataset.path, b.dataset.weight, b.innerText, '
+                'b.getBoundingClientRect().height])')
+            assert sorted({b[0] for b in bars}) == ['image path', 'text path']
+            assert [b[2] for b in bars] == [f'{float(b[1]):.2f}' for b in bars]
+            tallest = max(bars, key=lambda b: float(b[1]))
+            assert tallest[3] >= 0.5 * 150, tallest  # a readable height: 160 px for weight 1
+            assert page.locator('#router-chart .mma-y-axis [data-tick]').all_inner_texts() == \
+                ['1', '0.75', '0.5', '0.25', '0']
             page.screenshot(path=str(tmp_path / 'web_demo.png'), full_page=True)
 
             # text-only toggle: the answer without the image, other router weights
-            assert _result(page, _ask(page, run, image_q, text_only=True)) == \
+            assert _output(_result(page, _ask(page, run, image_q, text_only=True))) == \
                 run['text_only_answers'][image_q]
             assert 'text only' in page.inner_text('#status')
             assert page.locator('#router-chart .mma-layer').count() == n_layers
@@ -149,6 +186,38 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
             _result(page, _ask(page, run, image_q, image=str(bad)))
             error = page.inner_text('#status .mma-error')
             assert 'corrupt.png' in error and 'cannot be read' in error
+            assert 'gradio' not in error and str(tmp_path) not in error  # no server path
+
+            # an over-limit picture (PIL's decompression-bomb size): said on upload and on Ask
+            bomb = bilevel_png(tmp_path / 'bomb.png', 20_000, 20_000)
+            _result(page, _ask(page, run, image_q, image=bomb))
+            assert '"bomb.png" is too large' in page.inner_text('#status .mma-error')
+            assert '"bomb.png" is too large' in page.inner_text('#upload-note')
+
+            # a question without choices: the page says the model needs them
+            previous = _fill(page, run, text_q)
+            page.fill('#choices textarea', '')
+            page.click('#ask')
+            _result(page, previous)
+            assert 'answers multiple-choice questions' in page.inner_text('#status .mma-error')
+
+            # an example: a held-out picture with its question and choices, answered as
+            # tools/test.py answers that question
+            clear = page.locator('#image button[aria-label="Clear"]')
+            if clear.count():
+                clear.first.click()
+            example = held_out_examples(run['data_root'])[1]
+            example_q = os.path.basename(os.path.dirname(example[0]))
+            page.locator('#examples tbody tr').nth(1).click()
+            page.wait_for_selector('#image button[aria-label="Clear"]', timeout=TIMEOUT_MS)
+            assert page.locator('#question textarea').input_value() == example[1]
+            assert page.locator('#choices textarea').input_value() == example[3]
+            before = page.locator('#status [data-request]').get_attribute('data-request')
+            page.click('#ask')
+            answer = _result(page, before)
+            assert 'image + text' in page.inner_text('#status')
+            assert _output(answer) == run['answers'][example_q]
+            assert answer.startswith(_option(run, example_q) + '\n')
 
             # two browser sessions asking at once get their own answers
             pages = [browser.new_context().new_page() for _ in range(2)]
@@ -158,10 +227,13 @@ def test_web_demo_in_chromium(server, demo_run, tmp_path):
             previous = [_fill(pages[0], run, image_q), _fill(pages[1], run, text_q)]
             for p in pages:
                 p.click('#ask')
-            assert [_result(p, r) for p, r in zip(pages, previous)] == [run['answers'][image_q],
-                                                   run['answers'][text_q]]
+            assert [_output(_result(p, r)) for p, r in zip(pages, previous)] == \
+                [run['answers'][image_q], run['answers'][text_q]]
         finally:
             browser.close()
+    # every problem above was a message in the page, none a traceback in the server's log
+    log = server.log.read_text()
+    assert 'Traceback' not in log, log[-3000:]
     # offline: every request of the pages went to the demo's own server
     assert hosts == {url.split('/')[2]}, hosts
     png = (tmp_path / 'web_demo.png').read_bytes()

@@ -138,3 +138,94 @@ def test_page_handler_reports_a_model_that_did_not_load():
     answer, status, chart = out[0]
     assert answer == '' and 'mma-error' in status and 'no such file' in status
     assert 'data-request="3"' in status
+
+
+def bilevel_png(path, width: int, height: int) -> str:
+    """A valid, all-black 1-bit PNG of ``width`` x ``height`` written row by row (a 20000 px
+    square is ~50 kB on disk: the size of a decompression bomb without its memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + \
+            struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+
+    z = zlib.compressobj(9)
+    row = b'\x00' * (1 + (width + 7) // 8)  # filter byte 0, then the packed pixels
+    idat = b''.join(z.compress(row) for _ in range(height)) + z.flush()
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 1,
+                                                                   0, 0, 0, 0))
+                + chunk(b'IDAT', idat) + chunk(b'IEND', b''))
+    return str(path)
+
+
+def test_upload_size_limit_and_names(tmp_path):
+    from PIL import Image
+
+    from mma.apps.web_demo.images import MAX_PIXELS, open_upload, preview
+    # over the page's limit: refused from the header, named by the upload's own file name
+    big = bilevel_png(tmp_path / 'poster.png', 8000, 6000)
+    with pytest.raises(DemoError, match=r'"poster.png" is too large: 8000x6000 pixels'):
+        open_upload(big)
+    assert 8000 * 6000 > MAX_PIXELS
+    # PIL's own refusals (warning over ~89 MP, error over ~179 MP) become the same message
+    for name, side in (('warned.png', 10_000), ('bomb.png', 20_000)):
+        with pytest.raises(DemoError, match=f'"{name}" is too large'):
+            open_upload(bilevel_png(tmp_path / name, side, side), max_pixels=10 ** 9)
+    # a picture under the limit: decoded, and the preview is downscaled to PREVIEW_SIZE
+    Image.new('RGB', (1200, 600), (200, 30, 30)).save(tmp_path / 'wide.png')
+    assert open_upload(str(tmp_path / 'wide.png')).size == (1200, 600)
+    from mma.apps.web_demo.images import _check
+    hits = _check.cache_info().hits
+    assert preview(str(tmp_path / 'wide.png')).size == (512, 256)
+    assert _check.cache_info().hits == hits + 1  # checked once per upload, not per use
+    # a corrupt upload in a temporary folder like gradio's: the message shows no server path
+    upload = tmp_path / 'gradio' / '0123abcd' / 'corrupt.png'
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 64)
+    with pytest.raises(DemoError, match='"corrupt.png" cannot be read') as err:
+        open_upload(str(upload))
+    assert str(tmp_path) not in str(err.value)
+
+
+def test_page_shows_options_paths_and_refuses_without_choices(demo, demo_run):
+    from mma.apps.visualization import router_weights
+    from mma.apps.web_demo.examples import held_out_examples
+    from mma.apps.web_demo.ui import NEEDS_CHOICES, choice_letters, respond
+    assert demo.chosen_option('The answer is B.', ['red', 'green']) == '(B) green'
+    assert demo.chosen_option('The answer is C.', ['red', 'green']) is None
+    assert 'The model sees: <b>(A)</b> red &nbsp; <b>(B)</b> green' in \
+        choice_letters(demo, 'red\n\ngreen\n')
+    # the demo model answers multiple-choice questions: the page refuses a question without
+    assert demo.multiple_choice
+    (answer, status, _), = respond(demo, None, None, 'What colour?', '', '\n', False, 1)
+    assert answer == '' and html_unescape(NEEDS_CHOICES) in html_unescape(status)
+    # the image path is the expert whose weight rises from text-only to image input
+    ref = router_weights(demo.model)
+    for name, labels in demo.router_paths.items():
+        assert sorted(labels) == ['image path', 'text path']
+        img, txt = labels.index('image path'), labels.index('text path')
+        assert ref[name][0, img] > ref[name][1, img] and ref[name][0, txt] < ref[name][1, txt]
+    # a question of the test split through the page: the option's text heads the answer
+    qid = next(q for q in demo_run['test_qids'] if demo_run['problems'][q]['image'])
+    p = demo_run['problems'][qid]
+    *_, (answer, status, chart) = respond(demo, None, image_path(demo_run, qid), p['question'],
+                                          p['hint'], '\n'.join(p['choices']), False, 2)
+    raw = demo_run['answers'][qid]
+    assert answer.endswith(f'Model output: {raw}')
+    assert answer.startswith(demo.chosen_option(raw, p['choices']) or 'No option')
+    n_bars = chart.count('class="mma-bar"')
+    assert n_bars and chart.count('class="mma-value"') == n_bars
+    assert 'data-path="image path"' in chart and 'data-path="text path"' in chart
+    # examples: image questions of the held-out split, with their pictures on disk
+    rows = held_out_examples(demo_run['data_root'])
+    assert rows and len({r[1] for r in rows}) > 1
+    test_images = {image_path(demo_run, q) for q in demo_run['test_qids']}
+    for image, question, context, choices in rows:
+        assert image in test_images and choices.split('\n')[0]
+
+
+def html_unescape(text: str) -> str:
+    import html
+    return html.unescape(text)
