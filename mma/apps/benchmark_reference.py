@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mma.llms.reference_port import reference_llama_logits
-from mma.models.lavin import IGNORE_INDEX
+from mma.sequence import IGNORE_INDEX, num_positions
 
 
 def pad_text(ids: Tensor, labels: Tensor, num_visual_tokens: int,
              max_seq_len: int) -> Tuple[Tensor, Tensor]:
     """Text ids and labels padded (or cut) the reference's way, so that modality token + text +
     visual tokens fill ``max_seq_len``."""
-    words = max_seq_len - 1 - num_visual_tokens
+    words = max_seq_len - num_positions(0, True, num_visual_tokens)  # text positions
     pad = max(words - ids.shape[1], 0)
     return (F.pad(ids, (0, pad))[:, :words],
             F.pad(labels, (0, pad), value=IGNORE_INDEX)[:, :words])

@@ -45,7 +45,7 @@ def test_extending_example_builds_checks_and_trains(tmp_path):
     train_argv = [os.path.join(REPO, 'tools', 'train.py'),
                   'configs/my_experiments/lavin_tiny_gated.py', '--work-dir', wd,
                   '--cfg-options', f"train_dataloader.dataset.data_root={sqa['data_root']}",
-                  f"train_dataloader.dataset.pipeline.1.tokenizer.model_path={sqa['tokenizer']}",
+                  f"model.tokenizer.model_path={sqa['tokenizer']}",
                   'train_cfg.max_epochs=1']
     # one process: `python check_gated.py`, `python check_tiny_gpt.py`, then
     # `python tools/train.py CONFIG ...`
