@@ -10,10 +10,9 @@ data_root = 'data/instruction'
 coco_root = 'data/coco/train2014'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 max_len = 512
-image_size = 224
 
 train_pipeline = [
-    dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
+    dict(type='LoadLaVINImage', mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',  # tokenizer and visual tokens: from the model
          max_len=max_len, overlong='truncate_prompt',

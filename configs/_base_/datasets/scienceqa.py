@@ -11,11 +11,10 @@ data_root = 'data/scienceqa'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 prompt_format = 'QCM-ALE'
 max_len = 512            # positions the model sees: modality token + text + visual tokens
-image_size = 224
 
 train_pipeline = [
-    # ImageNet mean/std, as the reference (not CLIP's).
-    dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
+    # Image size: the vision encoder's. ImageNet mean/std, as the reference (not CLIP's).
+    dict(type='LoadLaVINImage', mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
     dict(type='TokenizeForLaVIN',  # tokenizer and visual tokens: from the model
          max_len=max_len, overlong='truncate_prompt',
