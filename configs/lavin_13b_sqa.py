@@ -1,4 +1,4 @@
-# LaVIN-13B on ScienceQA (QCM-ALE), the reference recipe (reference doc §4): 20 epochs, effective
+# LaVIN-13B on ScienceQA (QCM-ALE), the original code's recipe: 20 epochs, effective
 # batch 32 = 4 per GPU x 1 accumulation x 8 GPUs, lr = 1.125e-3, router temperature 5.
 #   torchrun --nproc_per_node 8 tools/train.py configs/lavin_13b_sqa.py --launcher pytorch --amp
 _base_ = [

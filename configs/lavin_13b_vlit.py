@@ -1,5 +1,5 @@
 # LaVIN-13B chatbot: vision-language instruction tuning on Alpaca-52k + LLaVA-Instruct-158k
-# (reference doc §4): 15 epochs, warmup 0.2 epochs, effective batch 32 = 4 x 1 x 8 GPUs,
+# (the original code's recipe): 15 epochs, warmup 0.2 epochs, effective batch 32 = 4 x 1 x 8 GPUs,
 # lr = 1.125e-3, router temperature 5.
 #   torchrun --nproc_per_node 8 tools/train.py configs/lavin_13b_vlit.py --launcher pytorch --amp
 _base_ = [

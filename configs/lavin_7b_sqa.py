@@ -1,4 +1,4 @@
-# LaVIN-7B on ScienceQA (QCM-ALE), the reference recipe (reference doc §4): 20 epochs, effective
+# LaVIN-7B on ScienceQA (QCM-ALE), the original code's recipe: 20 epochs, effective
 # batch 32 = 4 per GPU x 4 accumulation x 2 GPUs, lr = 9e-3 * 32 / 256 = 1.125e-3, 2 warmup epochs.
 #   torchrun --nproc_per_node 2 tools/train.py configs/lavin_7b_sqa.py --launcher pytorch --amp
 # On another GPU count keep the effective batch: e.g. 8 GPUs -> accumulative_counts=1.

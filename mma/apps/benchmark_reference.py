@@ -13,8 +13,8 @@ model's weights, so that the benchmark can put a figure on the whole difference:
 - visual tokens are inserted by a per-sample ``torch.cat`` loop;
 - attention is matmul-softmax with an additive float mask, logits cover every position.
 
-The semantics are mma's where the reference is wrong (reference doc, section 6): each ViT token is
-routed by its own features, not by the tokens of batch item 0. With that, the loss equals
+The semantics are mma's where the reference is wrong (docs/weights.md, on ViT routing): each ViT
+token is routed by its own features, not by the tokens of batch item 0. With that, the loss equals
 :func:`mma.apps.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
 pins mma's numerics to the reference formulation. Used by benchmarks only.
 """

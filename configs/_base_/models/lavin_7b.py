@@ -1,5 +1,6 @@
-# LaVIN-7B (reference doc §1, §3): LLaMA-7B + CLIP ViT-L/14 (OpenAI, QuickGELU), routed RepAdapters
-# (dim 8, 2 groups, scale 1, dropout 0.1) before the attention of every LLaMA and ViT block,
+# LaVIN-7B (the paper: 3.8M trainable parameters): LLaMA-7B + CLIP ViT-L/14 (OpenAI, QuickGELU),
+# routed RepAdapters (dim 8, 2 groups, scale 1, dropout 0.1) before the attention of every LLaMA
+# and ViT block,
 # router temperature 10, 6 visual tokens, projector hidden 128. 3,781,296 trainable parameters.
 llama_dir = 'data/weights/llama/7B'
 clip_file = 'data/weights/clip/ViT-L-14.pt'

@@ -1,6 +1,7 @@
-# LaVIN ScienceQA schedule (reference doc §4): AdamW (0.9, 0.95), weight decay 0.02 except on 1-d
-# parameters and biases, per-iteration linear warmup for 2 epochs then half-cycle cosine to 0,
-# 20 epochs. The leaf config sets lr = 9e-3 * effective batch / 256 and the accumulation count.
+# LaVIN ScienceQA schedule (the paper and its training scripts): AdamW (0.9, 0.95), weight decay
+# 0.02 except on 1-d parameters and biases, per-iteration linear warmup for 2 epochs then
+# half-cycle cosine to 0, 20 epochs. The leaf config sets lr = 9e-3 * effective batch / 256 and
+# the accumulation count.
 max_epochs = 20
 warmup_epochs = 2
 
