@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 
 from mma.errors import MMAUserError
 
+from .transforms import LoadLaVINImage, TokenizeForLaVIN
+
 #: Facts the model determines: a value set by hand must be the model's.
 DETERMINED = ('num_visual_tokens', 'image_size')
 
@@ -92,7 +94,6 @@ def prediction_pipeline(model, max_len: Optional[int] = None) -> list:
     when it sees images, then tokenisation without an answer), every model fact filled by
     :func:`follow_model`: the pipeline of ``tools/chat.py`` and of the web demo without a config
     pipeline."""
-    from .transforms import LoadLaVINImage, TokenizeForLaVIN
     facts = model_data_facts(model)
     steps = [(LoadLaVINImage, {})] if 'image_size' in facts else []
     steps.append((TokenizeForLaVIN, dict(max_len=max_len, with_answer=False)))

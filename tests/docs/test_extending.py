@@ -35,15 +35,20 @@ def test_doc_blocks_are_found():
         assert 'custom_imports' in files[f'configs/my_experiments/{config}']
 
 
-def test_extending_example_builds_checks_and_trains(tmp_path):
-    # a scratch project with the repository's configs next to the doc's files
+def scratch_project(tmp_path) -> dict:
+    """A scratch project: the repository's configs next to the doc's files, and the tiny
+    recipe's data set and tokenizer in ``work_dirs/tiny_sqa``."""
     os.makedirs(tmp_path / 'configs')
     for d in ('_base_', 'tiny'):
         os.symlink(os.path.join(REPO, 'configs', d), tmp_path / 'configs' / d)
     for path, code in doc_files().items():
         os.makedirs((tmp_path / path).parent, exist_ok=True)
         (tmp_path / path).write_text(code)
-    sqa = make_tiny_scienceqa(str(tmp_path / 'work_dirs' / 'tiny_sqa'))
+    return make_tiny_scienceqa(str(tmp_path / 'work_dirs' / 'tiny_sqa'))
+
+
+def test_extending_example_builds_checks_and_trains(tmp_path):
+    sqa = scratch_project(tmp_path)
     wd = str(tmp_path / 'work_dirs' / 'gated')
     train_argv = [os.path.join(REPO, 'tools', 'train.py'),
                   'configs/my_experiments/lavin_tiny_gated.py', '--work-dir', wd,
@@ -74,13 +79,7 @@ def test_new_benchmark_example_checks_and_evaluates(tmp_path, monkeypatch):
     runs through tools/test.py unchanged: the data follow the model and the printed accuracy is
     the exact match of the model's own answers, computed here independently."""
     from PIL import Image
-    os.makedirs(tmp_path / 'configs')
-    for d in ('_base_', 'tiny'):
-        os.symlink(os.path.join(REPO, 'configs', d), tmp_path / 'configs' / d)
-    for path, code in doc_files().items():
-        os.makedirs((tmp_path / path).parent, exist_ok=True)
-        (tmp_path / path).write_text(code)
-    make_tiny_scienceqa(str(tmp_path / 'work_dirs' / 'tiny_sqa'))  # the recipe's tokenizer
+    scratch_project(tmp_path)  # with the tiny recipe's tokenizer
     root = tmp_path / 'data' / 'colorqa'
     os.makedirs(root)
     rows = []
