@@ -26,4 +26,4 @@ param_scheduler = [
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs)
-model = dict(llm=dict(gradient_checkpointing=False))
+model = dict(llm=dict(gradient_checkpointing=False), tokenizer={{_base_.tokenizer}})

@@ -40,9 +40,9 @@ model = dict(
     generation_cfg=dict(max_new_tokens=64, temperature=0.0, stop_pattern=r'The answer is ([A-Z]).'),
 )
 
-tokenize = dict(type='TokenizeForLaVIN',
-                tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
-                max_len=256)  # visual tokens per image: from the model (2 here)
+# tokenizer and visual tokens per image (2 here): from the model. The image size is stated (it
+# must be the ViT's) for the text-only ablation, whose model has no ViT but still loads images.
+tokenize = dict(type='TokenizeForLaVIN', max_len=256)
 load_image = dict(type='LoadLaVINImage', size=image_size)
 batch_size = 16
 max_epochs = 4

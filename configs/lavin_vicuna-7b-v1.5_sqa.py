@@ -11,7 +11,3 @@ tokenizer = dict(type='AutoTokenizer', model_path=weights)
 model = dict(
     llm=dict(_delete_=True, type='LLaMA', preset='vicuna-7b-v1.5', checkpoint=weights, max_seq_len=512),
     tokenizer=tokenizer)
-train_dataloader = dict(dataset=dict(pipeline=[
-    _base_.train_pipeline[0], dict(_base_.train_pipeline[1], tokenizer=tokenizer)]))
-test_dataloader = dict(dataset=dict(pipeline=[
-    _base_.test_pipeline[0], dict(_base_.test_pipeline[1], tokenizer=tokenizer)]))

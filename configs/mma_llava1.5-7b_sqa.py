@@ -21,7 +21,7 @@ model = dict(
     projector=dict(_delete_=True, type='MLPProjector'),
     tokenizer=tokenizer)
 load_image = dict(type='LoadLaVINImage', size=None, mean=None, std=None)  # the tower's
-tokenize = dict(_base_.train_pipeline[1], tokenizer=tokenizer, max_len=max_len,
+tokenize = dict(_base_.train_pipeline[1], max_len=max_len,
                 image_prefix='USER: ', text_prefix='USER: Image: N/A')
 train_dataloader = dict(dataset=dict(pipeline=[load_image, tokenize]))
 test_dataloader = dict(dataset=dict(pipeline=[load_image, dict(tokenize, with_answer=False)]))

@@ -166,8 +166,7 @@ def test_text_only_model_treats_image_samples_as_text(tmp_path):
     cfg = Config.fromfile(os.path.join(ABLATIONS, 'tiny', 'lavin_tiny_demo_text-only.py'))
     cfg.merge_from_dict({'model.llm.checkpoint': None,
                          'train_dataloader.dataset.data_root': sqa['data_root'],
-                         'train_dataloader.dataset.pipeline.1.tokenizer.model_path':
-                             sqa['tokenizer']})
+                         'model.tokenizer.model_path': sqa['tokenizer']})
     torch.manual_seed(0)
     model = randomize_adapters(mma.build_model(cfg), seed=3).eval()
     sync_data_with_model(cfg, model)  # as mma's Runner does: visual tokens from the model

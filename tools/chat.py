@@ -34,10 +34,10 @@ def build_prompt(history: List[Tuple[str, str]], question: str) -> str:
     return ''.join(f'{instruction(q)} {a}\n' for q, a in history) + instruction(question)
 
 
-def fit_history(tokenizer, history, question, budget: int):
-    """Drop the oldest turns until the prompt fits ``budget`` tokens."""
+def fit_history(fits, history, question):
+    """Drop the oldest turns until ``fits(prompt)`` (the prompt leaves room for the answer)."""
     history = list(history)
-    while history and len(tokenizer.encode(build_prompt(history, question))) > budget:
+    while history and not fits(build_prompt(history, question)):
         history.pop(0)
     return history
 
@@ -48,18 +48,24 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     import mma
-    from mma.datasets import LoadLaVINImage, TokenizeForLaVIN, mma_collate
+    from mma.datasets import LoadLaVINImage, collate_question, prediction_pipeline
     torch.manual_seed(args.seed)
     model = mma.load_model(cfg, args.checkpoint)
-    tok = model.tokenizer
-    if tok is None:
+    if model.tokenizer is None:
         raise ValueError('the model config needs a tokenizer for chat')
+    pipeline = prediction_pipeline(model)  # the layout of evaluation, from the model's facts
+    tokenize = pipeline[-1]
     image = None
     if args.image:
-        image = LoadLaVINImage(size=model.vision.image_size).load(args.image)
-    tokenize = TokenizeForLaVIN(tok, max_len=None, with_answer=False)
+        if model.vision is None:
+            raise ValueError('--image: the model of this config has no vision encoder')
+        image = next(t for t in pipeline if isinstance(t, LoadLaVINImage)).load(args.image)
     limit = args.max_context or model.llm.max_seq_len
-    budget = limit - args.max_new_tokens - 3 - model.num_visual_tokens * (image is not None)
+
+    def fits(prompt: str) -> bool:  # positions as the model counts them (mma.sequence)
+        positions, _, _ = tokenize.measure(dict(prompt=prompt, img_path=args.image))
+        return positions + args.max_new_tokens <= limit
+
     interactive = sys.stdin.isatty()
     history: List[Tuple[str, str]] = []
     while True:
@@ -71,9 +77,8 @@ def main():
         question = line.strip()
         if not question:
             continue
-        history = fit_history(tok, history, question, budget)
-        batch = mma_collate([tokenize(dict(prompt=build_prompt(history, question),
-                                           img_path=args.image, image=image))])
+        history = fit_history(fits, history, question)
+        batch = collate_question(pipeline, build_prompt(history, question), args.image, image)
         print('Assistant: ', end='', flush=True)
         out = model.generate(batch['inputs'], on_text=lambda i, t: print(t, end='', flush=True),
                              max_new_tokens=args.max_new_tokens, temperature=args.temperature,

@@ -33,31 +33,53 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def set_prediction_files(cfg: Config, out: str, overwrite: bool = False) -> List[str]:
-    """Point every metric of ``test_evaluator`` at a predictions file (``out``, or
-    ``{stem}_{i}{ext}`` for several metrics); refuse when one exists, unless ``overwrite``."""
+def metric_configs(cfg: Config) -> list:
+    """The metric configs of ``test_evaluator`` (one dict, a list, or ``dict(metrics=...)``)."""
     evaluators = cfg.test_evaluator
     metrics = evaluators if isinstance(evaluators, list) else evaluators.get('metrics', evaluators)
-    metrics = metrics if isinstance(metrics, list) else [metrics]
+    return metrics if isinstance(metrics, list) else [metrics]
+
+
+def _metric_class(m: dict):
+    from mma.registry import METRICS
+    return m['type'] if isinstance(m['type'], type) else METRICS.get(m['type'])
+
+
+def set_prediction_files(cfg: Config, out: str, overwrite: bool = False) -> List[str]:
+    """Point every metric of ``test_evaluator`` that writes predictions (one that takes a
+    ``prediction_file`` argument) at a file: ``out``, or ``{stem}_{i}{ext}`` for several; refuse
+    when one exists, unless ``overwrite``. Other metrics are left as configured."""
+    import inspect
+    writers = [m for m in metric_configs(cfg) if _metric_class(m) is not None and
+               'prediction_file' in inspect.signature(_metric_class(m).__init__).parameters]
     stem, ext = osp.splitext(out)
-    files = [out if len(metrics) == 1 else f'{stem}_{i}{ext}' for i in range(len(metrics))]
+    files = [out if len(writers) == 1 else f'{stem}_{i}{ext}' for i in range(len(writers))]
     existing = [f for f in files if osp.exists(f)]
     if existing and not overwrite:
         raise SystemExit(f'tools/test.py: predictions file {existing[0]} already exists; it is '
                          'not overwritten: pass --out NEW_FILE (or another --work-dir), or '
                          '--overwrite to replace it')
-    for m, f in zip(metrics, files):
+    for m, f in zip(writers, files):
         m['prediction_file'] = f
     return files
 
 
-def print_table(metrics: dict) -> None:
-    from mma.evaluation.scienceqa_metric import COLUMNS, format_table
-    sqa = {k.split('/', 1)[1]: v for k, v in metrics.items() if k.startswith('sqa/')}
-    if all(c in sqa for c in COLUMNS):
-        print(format_table(sqa))
+def print_results(cfg: Config, metrics: dict) -> None:
+    """Each metric's results as its class formats them (``format_results``, e.g. ScienceQA's
+    table), the others one ``name: value`` line each."""
+    shown = set()
+    for m in metric_configs(cfg):
+        cls = _metric_class(m)
+        prefix = m.get('prefix') or getattr(cls, 'default_prefix', None)
+        if getattr(cls, 'format_results', None) is None or not prefix:
+            continue
+        mine = {k.split('/', 1)[1]: v for k, v in metrics.items() if k.startswith(prefix + '/')}
+        text = cls.format_results(mine)
+        if text:
+            print(text)
+            shown.update(f'{prefix}/{k}' for k in mine)
     for k, v in metrics.items():
-        if not k.startswith('sqa/'):
+        if k not in shown:
             print(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}')
 
 
@@ -76,12 +98,14 @@ def evaluate(args) -> None:
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.setdefault('default_scope', 'mma')
     cfg.load_from, cfg.resume = None, False
-    set_prediction_files(cfg, args.out or osp.join(cfg.work_dir, 'predictions.json'),
-                         args.overwrite)
 
     import mma
     import mma.datasets  # noqa: F401
     import mma.evaluation  # noqa: F401
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mma'):
+        set_prediction_files(cfg, args.out or osp.join(cfg.work_dir, 'predictions.json'),
+                             args.overwrite)
     from mma.engine.distributed import setup_distributed
     from mma.engine import runner_with_model
     from mma.registry import explain_unknown_types
@@ -90,7 +114,8 @@ def evaluate(args) -> None:
         model = mma.load_model(cfg, args.checkpoint)  # base weights, then the adapters
         metrics = runner_with_model(cfg, model).test()
     if not dist.is_initialized() or dist.get_rank() == 0:
-        print_table(metrics)
+        with DefaultScope.overwrite_default_scope('mma'):
+            print_results(cfg, metrics)
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -174,7 +174,9 @@ def train(args) -> None:
     setup_distributed(cfg, args.launcher)
     check_effective_batch(cfg)
     with explain_unknown_types():
-        sync_data_with_model(cfg)  # visual tokens per image follow the model (any runner type)
+        runner_cls = RUNNERS.get(cfg.get('runner_type', 'MMARunner'))
+        if not (isinstance(runner_cls, type) and issubclass(runner_cls, MMARunner)):
+            sync_data_with_model(cfg)  # data follows the model (MMARunner does it itself)
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else MMARunner.from_cfg(cfg)
         runner.train()
 

@@ -3,8 +3,8 @@
 #   python tools/train.py configs/tiny/lavin_tiny_sqa.py --work-dir work_dirs/tiny
 #   python tools/test.py configs/tiny/lavin_tiny_sqa.py work_dirs/tiny/epoch_6.pth
 # Paths: --cfg-options train_dataloader.dataset.data_root=DIR \
-#            train_dataloader.dataset.pipeline.1.tokenizer.model_path=DIR/tokenizer.model
-#        (test_dataloader.* the same way, model.tokenizer.model_path=DIR/tokenizer.model)
+#            test_dataloader.dataset.data_root=DIR model.tokenizer.model_path=DIR/tokenizer.model
+#        (the pipelines take the tokenizer, image size and visual tokens from the model)
 _base_ = [
     '../_base_/models/lavin_tiny.py', '../_base_/datasets/scienceqa.py',
     '../_base_/schedules/lavin_20e.py', '../_base_/default_runtime.py'
@@ -25,8 +25,8 @@ model = dict(llm=dict(vocab_size=vocab_size),
              llm_adapter=dict(dropout=0.0), vit_adapter=dict(dropout=0.0),
              tokenizer=tokenizer, generation_cfg={{_base_.generation_cfg}})
 train_pipeline = [
-    dict(type='LoadLaVINImage', size=32),
-    dict(type='TokenizeForLaVIN', tokenizer=tokenizer, max_len=512),
+    dict(type='LoadLaVINImage'),
+    dict(type='TokenizeForLaVIN', max_len=512),
 ]
 train_dataloader = dict(
     batch_size=batch_size, num_workers=0, persistent_workers=False,

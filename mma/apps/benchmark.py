@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from mma.apps.benchmark_reference import pad_text, reference_code_loss, with_zero_images
-from mma.models.lavin import IGNORE_INDEX
+from mma.sequence import IGNORE_INDEX, num_positions
 
 # Dense bf16 peak of one GPU, for model FLOPs utilisation.
 PEAK_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0}
@@ -263,7 +263,7 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
     model = build(size, device, fdt)
     vocab = model.llm.vocab_size
     batch = make_batch(size, batch_size, n_images, vocab=vocab, device=device)
-    real = int(batch['lengths'].sum()) + model.num_visual_tokens * n_images + batch_size
+    real = int(num_positions(batch['lengths'], batch['has_image'], model.num_visual_tokens).sum())
     labels = int((batch['labels'] != IGNORE_INDEX).sum())
     if reference_amp is None:
         reference_amp = device.startswith('cuda')
@@ -279,7 +279,8 @@ def run_train_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_si
             if compile:  # 'default' or 'reduce-overhead' (CUDA graphs; static shapes)
                 model.llm.compile_blocks(mode=compile, dynamic=compile != 'reduce-overhead')
             r = time_train_step(model, batch, mma_loss, steps, warmup, amp_dtype)
-            padded = batch_size * (1 + batch['input_ids'].shape[1] + model.num_visual_tokens)
+            padded = batch_size * num_positions(batch['input_ids'].shape[1], True,
+                                                model.num_visual_tokens)
         r['samples_per_s'] = batch_size / r['seconds']
         r['real_tokens_per_s'] = real / r['seconds']
         r['padded_fraction'] = 1 - real / padded

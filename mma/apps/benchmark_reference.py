@@ -13,8 +13,8 @@ model's weights, so that the benchmark can put a figure on the whole difference:
 - visual tokens are inserted by a per-sample ``torch.cat`` loop;
 - attention is matmul-softmax with an additive float mask, logits cover every position.
 
-The semantics are mma's where the reference is wrong (reference doc, section 6): each ViT token is
-routed by its own features, not by the tokens of batch item 0. With that, the loss equals
+The semantics are mma's where the reference is wrong (docs/weights.md, on ViT routing): each ViT
+token is routed by its own features, not by the tokens of batch item 0. With that, the loss equals
 :func:`mma.apps.benchmark.reference_loss` and mma's own loss (``tests/test_benchmark.py``), which also
 pins mma's numerics to the reference formulation. Used by benchmarks only.
 """
@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mma.llms.reference_port import reference_llama_logits
-from mma.models.lavin import IGNORE_INDEX
+from mma.sequence import IGNORE_INDEX, num_positions
 
 
 def pad_text(ids: Tensor, labels: Tensor, num_visual_tokens: int,
              max_seq_len: int) -> Tuple[Tensor, Tensor]:
     """Text ids and labels padded (or cut) the reference's way, so that modality token + text +
     visual tokens fill ``max_seq_len``."""
-    words = max_seq_len - 1 - num_visual_tokens
+    words = max_seq_len - num_positions(0, True, num_visual_tokens)  # text positions
     pad = max(words - ids.shape[1], 0)
     return (F.pad(ids, (0, pad))[:, :words],
             F.pad(labels, (0, pad), value=IGNORE_INDEX)[:, :words])

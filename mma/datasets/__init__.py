@@ -1,7 +1,8 @@
 """Datasets, prompt formats, transforms, collate and samplers (training and evaluation)."""
 from .base import LaVINDataset
 from .coco_caption import COCOCaptionDataset
-from .collate import mma_collate
+from .collate import collate_question, mma_collate, run_pipeline
+from .follow import follow_model, model_data_facts, prediction_pipeline
 from .instruction import (INSTRUCTION_TEMPLATE, AlpacaDataset, LaVINInstructDataset,
                           LLaVAInstructDataset, instruction)
 from .mme import MMEDataset
@@ -22,5 +23,6 @@ __all__ = [
     'IMAGENET_MEAN', 'IMAGENET_STD', 'mma_collate', 'LengthGroupedSampler', 'dataset_lengths',
     'COCOCaptionDataset', 'MMEDataset', 'PromptDataset', 'TruthfulQADataset', 'VQAv2Dataset',
     'INSTRUCTION_TEMPLATE', 'instruction', 'DataValidationError', 'check_dataset_vocab',
-    'validate_dataset'
+    'validate_dataset', 'collate_question', 'run_pipeline', 'prediction_pipeline', 'follow_model',
+    'model_data_facts'
 ]

@@ -24,7 +24,7 @@ class COCOCaptionDataset(PromptDataset):
         **kwargs: :class:`PromptDataset` arguments.
     """
 
-    def __init__(self, data_root: str, tokenizer, split: str = 'test',
+    def __init__(self, data_root: str, tokenizer=None, split: str = 'test',
                  ann_file: str = 'dataset_coco.json', **kwargs):
         self.split, self.ann_file = split, ann_file
         super().__init__(data_root, tokenizer, **kwargs)

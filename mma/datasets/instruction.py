@@ -1,6 +1,7 @@
 """Instruction-tuning data: LaVIN's ``all_data.json``, LLaVA-Instruct conversations, Alpaca.
 
-Every sample is ``Instruction: {q}\\nResponse:`` -> answer (reference doc §4); the template is a
+Every sample is ``Instruction: {q}\\nResponse:`` -> answer (the LaVIN chatbot recipe of the
+paper and its code); the template is a
 parameter. Mix several in one config with mmengine's ``ConcatDataset``::
 
     train_dataloader = dict(dataset=dict(type='ConcatDataset', datasets=[

@@ -22,7 +22,7 @@ class MMEDataset(PromptDataset):
         **kwargs: :class:`PromptDataset` arguments.
     """
 
-    def __init__(self, data_root: str, tokenizer, categories: Optional[Sequence[str]] = None,
+    def __init__(self, data_root: str, tokenizer=None, categories: Optional[Sequence[str]] = None,
                  **kwargs):
         self.categories = categories
         super().__init__(data_root, tokenizer, **kwargs)

@@ -7,7 +7,7 @@ C (context: the hint, plus the caption when asked), M (options), L (lecture) and
 sentence and the explanation texts in that order, with ``BECAUSE:`` before explanations that
 follow the answer.
 
-Exactly (reference doc §5), for ``QCM-ALE``::
+Exactly (the original LaVIN code's ScienceQA prompt builder), for ``QCM-ALE``::
 
     input  = 'Question: {q}\\nContext: {hint or "N/A"}\\nOptions: (A) c0 (B) c1 ...\\nResponse:'
     output = 'The answer is {X}. BECAUSE: {lecture} {solution}'

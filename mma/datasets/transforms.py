@@ -14,10 +14,10 @@ from PIL import Image
 
 from mma.errors import CorruptFileError, MMAUserError
 from mma.registry import TOKENIZERS, TRANSFORMS
+from mma.sequence import num_positions, pack
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IGNORE_INDEX = -100  # == mma.models.IGNORE_INDEX (not imported: keeps data workers light)
 OVERLONG_POLICIES = ('truncate_prompt', 'skip')
 
 
@@ -69,14 +69,19 @@ class LoadLaVINImage:
     Text-only samples (``img_path`` None) get ``image = None``.
 
     Args:
-        size: Output side (224 for CLIP ViT-L/14). None: the vision encoder's ``image_size``,
-            filled in by mma's Runner (:func:`mma.engine.sync_data_with_model`).
+        size: Output side (224 for CLIP ViT-L/14). None (the default): the vision encoder's
+            ``image_size``, filled in by mma's Runner (:func:`mma.engine.sync_data_with_model`);
+            set by hand it must match the encoder's.
         mean, std: Normalisation in [0, 1] units; LaVIN presets use ImageNet's, as the reference
             did (not CLIP's). None: the encoder's own (its tower's preprocessing config).
         background: RGB fill under transparent pixels; None drops alpha like the reference.
     """
 
-    def __init__(self, size: Optional[Union[int, Tuple[int, int]]] = 224,
+    #: Constructor arguments that take the model's value when left None (``arg: model fact``,
+    #: see :func:`mma.engine.model_data_facts`).
+    FROM_MODEL = dict(size='image_size', mean='image_mean', std='image_std')
+
+    def __init__(self, size: Optional[Union[int, Tuple[int, int]]] = None,
                  mean: Optional[Sequence[float]] = IMAGENET_MEAN,
                  std: Optional[Sequence[float]] = IMAGENET_STD,
                  background: Optional[Sequence[int]] = None):
@@ -119,27 +124,24 @@ class TokenizeForLaVIN:
     """Tokenise a sample into LaVIN's text sequence and labels, and pack it.
 
     Text: ``[BOS] tok(image_prefix) tok(prompt) tok(answer) [EOS]`` for image samples (visual
-    tokens go before ``tok(prompt)``: ``visual_pos = len([BOS]) + len(tok(image_prefix))``) and
-    ``[BOS] tok(text_prefix) tok(prompt) tok(answer) [EOS]`` for text-only samples; each piece is
-    tokenised on its own, without BOS/EOS. BOS and EOS are the tokenizer's own; a tokenizer
+    tokens go before ``tok(prompt)``) and ``[BOS] tok(text_prefix) tok(prompt) tok(answer) [EOS]``
+    for text-only samples; each piece is tokenised on its own, without BOS/EOS, and packed by
+    :func:`mma.sequence.pack` (the layout module). BOS and EOS are the tokenizer's own; a tokenizer
     without BOS (Qwen2.5) starts the text with the prefix. The prompt and the answer start a new
     word as they do with sentencepiece's dummy prefix: for tokenizers without one (the byte-level
     BPE of an HF ``tokenizer.json``) they are tokenised with a leading space
-    (:meth:`encode_piece`). Labels are the answer and EOS tokens, ``-100`` elsewhere (the model
-    shifts). For prediction (``with_answer=False``) the text stops after the prompt.
+    (:meth:`encode_piece`). For prediction (``with_answer=False``) the text stops after the prompt.
 
-    Over-long samples: the model sees ``1 + len(text) + k`` positions (modality token, text, k
-    visual tokens for image samples). Above ``max_len``, ``'truncate_prompt'`` drops prompt tokens
-    from the start of the prompt (the options and ``Response:`` stay next to the answer);
-    ``'skip'`` drops the sample. Answer tokens are never dropped: a sample whose answer alone does
-    not fit is skipped under either policy. The dataset applies the policy once, counts and
-    warns (:meth:`measure`); see :class:`~mma.datasets.LaVINDataset`.
-
-    This transform is the one place that defines the text layout of a sample (training,
-    evaluation and chat all use it).
+    Over-long samples: the model sees :func:`mma.sequence.num_positions` positions (modality
+    token, text, k visual tokens for image samples). Above ``max_len``, ``'truncate_prompt'``
+    drops prompt tokens from the start of the prompt (the options and ``Response:`` stay next to
+    the answer); ``'skip'`` drops the sample. Answer tokens are never dropped: a sample whose
+    answer alone does not fit is skipped under either policy. The dataset applies the policy once,
+    counts and warns (:meth:`measure`); see :class:`~mma.datasets.LaVINDataset`.
 
     Args:
-        tokenizer: A tokenizer object or its ``TOKENIZERS`` config.
+        tokenizer: A tokenizer object or its ``TOKENIZERS`` config. None (the default in configs):
+            the model's (``model.tokenizer``), filled in by mma's Runner.
         max_len: Maximum positions the model sees (512 in LaVIN); None for no limit.
         num_visual_tokens: k, the visual tokens the model inserts per image (6 for LaVIN's
             ViT-L/14). None (the default in configs): filled in from the model by mma's Runner
@@ -150,7 +152,10 @@ class TokenizeForLaVIN:
         meta_keys: Sample keys copied into ``data_samples``.
     """
 
-    def __init__(self, tokenizer, max_len: Optional[int] = 512,
+    #: Constructor arguments that take the model's value when left None (``arg: model fact``).
+    FROM_MODEL = dict(tokenizer='tokenizer', num_visual_tokens='num_visual_tokens')
+
+    def __init__(self, tokenizer=None, max_len: Optional[int] = 512,
                  num_visual_tokens: Optional[int] = None,
                  overlong: str = 'truncate_prompt', image_prefix: str = 'Image: ',
                  text_prefix: str = 'Image: N/A', with_answer: bool = True,
@@ -159,6 +164,11 @@ class TokenizeForLaVIN:
                                              'answer')):
         if overlong not in OVERLONG_POLICIES:
             raise ValueError(f'overlong={overlong!r}; expected one of {OVERLONG_POLICIES}')
+        if tokenizer is None:
+            raise MMAUserError('TokenizeForLaVIN: tokenizer None means "the model\'s": set '
+                               "model.tokenizer and build the dataset through mma's Runner "
+                               '(tools/train.py, tools/test.py) or call '
+                               'mma.engine.sync_data_with_model(cfg) first')
         self.tokenizer = TOKENIZERS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
         bos, eos = self.tokenizer.bos_id, self.tokenizer.eos_id
         self._bos = [bos] if bos is not None and bos >= 0 else []
@@ -198,14 +208,16 @@ class TokenizeForLaVIN:
     def measure(self, results: dict) -> Tuple[int, int, int]:
         """``(positions, prompt tokens to drop, answer tokens)`` for a sample; drop = -1 when
         even an empty prompt does not fit (or the policy is ``'skip'`` and it is over-long)."""
-        prefix, prompt, ans, has_image = self._pieces(results)
+        return self._measure(*self._pieces(results))
+
+    def _measure(self, prefix, prompt, ans, has_image) -> Tuple[int, int, int]:
         if self.num_visual_tokens is None and self.max_len is not None:
             raise ValueError('TokenizeForLaVIN.num_visual_tokens is not set: build the dataset '
                              "through mma's Runner (runner_type='MMARunner', tools/train.py, "
                              'tools/test.py), which takes it from the model, or call '
                              'mma.engine.sync_data_with_model(cfg) first, or set it')
         k = self.num_visual_tokens or 0  # unset without max_len (chat): only for lengths
-        total = 1 + len(self._bos) + len(prefix) + len(prompt) + len(ans) + k * has_image
+        total = num_positions(len(self._bos) + len(prefix) + len(prompt) + len(ans), has_image, k)
         excess = total - self.max_len if self.max_len is not None else 0
         if excess <= 0:
             return total, 0, len(ans)
@@ -214,22 +226,14 @@ class TokenizeForLaVIN:
         return total, excess, len(ans)
 
     def __call__(self, results: dict) -> dict:
-        prefix, prompt, ans, has_image = self._pieces(results)
-        _, drop, _ = self.measure(results)
+        prefix, prompt, ans, has_image = self._pieces(results)  # tokenised once
+        _, drop, _ = self._measure(prefix, prompt, ans, has_image)
         if drop < 0:
             raise ValueError(f'sample {results.get("qid", "?")} exceeds max_len={self.max_len} '
                              'and cannot be truncated on the prompt side; the dataset should '
                              'have filtered it (LaVINDataset applies the over-long policy)')
-        prompt = prompt[drop:]
-        head = self._bos + prefix + prompt
-        ids = head + ans
-        inputs = dict(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            labels=(torch.tensor([IGNORE_INDEX] * len(head) + ans, dtype=torch.long)
-                    if ans else None),
-            has_image=has_image,
-            visual_pos=len(self._bos) + len(prefix) if has_image else 0,
-            image=results.get('image'))
+        inputs = pack(self._bos, prefix, prompt[drop:], ans, has_image)
+        inputs['image'] = results.get('image')
         meta = {k: results[k] for k in self.meta_keys if k in results}
         meta.update(has_image=has_image, prompt_truncated=drop)
         return dict(inputs=inputs, data_samples=meta)

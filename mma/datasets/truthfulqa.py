@@ -25,7 +25,9 @@ class TruthfulQADataset(PromptDataset):
         **kwargs: :class:`PromptDataset` arguments.
     """
 
-    def __init__(self, data_root: str, tokenizer, ann_file: str = 'mc_task.json', **kwargs):
+    PREDICTION = 'score_choices'
+
+    def __init__(self, data_root: str, tokenizer=None, ann_file: str = 'mc_task.json', **kwargs):
         self.ann_file = ann_file
         super().__init__(data_root, tokenizer, **kwargs)
 

@@ -27,7 +27,7 @@ class VQAv2Dataset(PromptDataset):
         **kwargs: :class:`PromptDataset` arguments.
     """
 
-    def __init__(self, data_root: str, tokenizer, split: str = 'val',
+    def __init__(self, data_root: str, tokenizer=None, split: str = 'val',
                  question_file: Optional[str] = None, annotation_file: Optional[str] = None,
                  image_dir: Optional[str] = None, **kwargs):
         self.split = split

@@ -2,7 +2,8 @@
 
 The gradient of one optimiser step must be the gradient of ``sum of answer-token CE / N`` where N
 counts the answer tokens of the *global* batch: every micro-batch of the accumulation window on
-every rank (reference doc §6.5; HF Trainer's ``num_items_in_batch`` is prior art). The loops
+every rank (the original LaVIN code takes a token mean per GPU micro-batch instead, which
+weights tokens unequally; HF Trainer's ``num_items_in_batch`` is prior art). The loops
 prefetch the micro-batches of each accumulation window, count their answer tokens, sum the count
 over ranks (``all_reduce``), and give each micro-batch the normaliser
 
@@ -27,8 +28,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mma.registry import LOOPS
+from mma.sequence import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 
 
 def _counts(ow) -> Tuple[int, int, int, int]:

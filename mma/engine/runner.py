@@ -1,13 +1,13 @@
 """mma's Runner: mmengine's, with the data pipeline made to agree with the model first and a
 console for people.
 
-Data from the model: a count the model determines is not restated in the data config. The number
-of visual tokens per image (LaVIN inserts ``model.num_visual_tokens``, which the vision encoder's
-feature setting decides) is filled into every ``TokenizeForLaVIN`` of the dataloaders that leaves
-it unset, and the image size and normalisation of ``LoadLaVINImage`` into one that leaves them
-unset; a value set by hand that differs is an error before anything is built or trained
-(:func:`sync_data_with_model`). ``tools/train.py``, ``tools/test.py`` and ``--check`` apply the
-same step to any runner type.
+Data from the model: a fact the model determines is not restated in the data config. Every
+dataset and transform of the dataloaders declares what it takes from the model (``FROM_MODEL``,
+:mod:`mma.datasets.follow`): visual tokens per image (LaVIN inserts ``model.num_visual_tokens``,
+which the vision encoder's feature setting decides), image size and normalisation, tokenizer. The
+Runner fills what a config leaves unset, once, before anything is built; a count set by hand that
+differs is an error naming the key (:func:`sync_data_with_model`). ``tools/train.py`` (any runner
+type), ``tools/test.py`` and ``--check`` go through it.
 
 Console: mmengine prints the environment, the config, hook tables and per-parameter optimiser
 settings to the console (about 1,100 lines for the tiny demo). :class:`MMARunner` filters the
@@ -21,32 +21,47 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 
-from mma.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mma.datasets.follow import follow_model, model_data_facts
 from mma.errors import MMAUserError
-from mma.registry import RUNNERS
+from mma.registry import DATASETS, RUNNERS, TRANSFORMS
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
-def _transforms(dataset: Optional[dict], where: str) -> Iterator[Tuple[str, dict]]:
-    """``(config path, transform config)`` of every pipeline step of a dataset config, through
-    wrappers (``dataset=``) and concatenations (``datasets=[...]``)."""
-    if not dataset:
-        return
-    for i, t in enumerate(dataset.get('pipeline') or []):
-        if isinstance(t, dict):
-            yield f'{where}.pipeline.{i}', t
-    for j, d in enumerate(dataset.get('datasets') or []):
-        yield from _transforms(d, f'{where}.datasets.{j}')
-    if isinstance(dataset.get('dataset'), dict):
-        yield from _transforms(dataset['dataset'], f'{where}.dataset')
+def _typed_configs(node, where: str) -> Iterator[Tuple[str, dict]]:
+    """``(config path, config)`` of every ``type=`` dict under ``node`` (datasets, wrappers,
+    concatenations, pipelines, a dataset's own arguments), outermost first."""
+    if isinstance(node, dict):
+        if node.get('type') is not None:
+            yield where, node
+        for key, value in list(node.items()):
+            yield from _typed_configs(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _typed_configs(value, f'{where}.{i}')
+
+
+def _registered_class(type_):
+    """The class a ``type=`` names in mma's dataset or transform registry (None otherwise)."""
+    if isinstance(type_, type):
+        return type_
+    for registry in (TRANSFORMS, DATASETS):
+        cls = registry.get(type_) if isinstance(type_, str) else None
+        if cls is not None:
+            return cls
+    return None
 
 
 def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int]:
-    """Fill ``num_visual_tokens`` of the dataloaders' ``TokenizeForLaVIN`` steps from the model.
+    """Fill what the dataloaders' datasets and transforms take from the model, once.
+
+    Every ``type=`` config under a dataloader's ``dataset`` whose class declares ``FROM_MODEL``
+    (:mod:`mma.datasets.follow`) gets the arguments it leaves None from the model: visual tokens
+    per image, image size, normalisation, and the tokenizer (``cfg.model.tokenizer``).
 
     Args:
         cfg: A full config (modified in place).
@@ -57,8 +72,8 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
         The model's visual tokens per image (None for a model without that notion).
 
     Raises:
-        ValueError: a pipeline sets a different count by hand (naming the key, both counts and
-            what decides the model's).
+        MMAUserError: a data config sets a count the model determines (visual tokens, image size)
+            to another value by hand (naming the key, both values and what decides the model's).
     """
     if not any(cfg.get(k) for k in DATALOADERS):
         return None
@@ -69,40 +84,15 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
     k = getattr(model, 'num_visual_tokens', None)
     if k is None:
         return None
-    vision = getattr(model, 'vision', None)
-    for key in DATALOADERS:
-        loader = cfg.get(key)
-        for where, t in _transforms((loader or {}).get('dataset'), f'{key}.dataset'):
-            if t.get('type') == 'LoadLaVINImage' and vision is not None:
-                _sync_image(t, vision, where)
-            if t.get('type') != 'TokenizeForLaVIN':
-                continue
-            mine = t.get('num_visual_tokens')
-            if mine is None:
-                t['num_visual_tokens'] = k
-            elif mine != k:
-                source = ('model.vision is None: a text-only model' if k == 0 else
-                          'the vision encoder\'s feature setting (model.vision)')
-                raise MMAUserError(f'{where}.num_visual_tokens={mine} but the model inserts {k} '
-                                 f'visual tokens per image ({source}); remove the key from the '
-                                 'data config so that it follows the model')
+    facts = model_data_facts(model, (cfg.get('model') or {}).get('tokenizer'))
+    with DefaultScope.overwrite_default_scope('mma'):
+        for key in DATALOADERS:
+            dataset = (cfg.get(key) or {}).get('dataset')
+            for where, sub in list(_typed_configs(dataset, f'{key}.dataset')):
+                cls = _registered_class(sub['type'])
+                if cls is not None:
+                    follow_model(cls, sub, facts, where)
     return k
-
-
-def _sync_image(t: dict, vision: nn.Module, where: str) -> None:
-    """Image size (and normalisation) of a ``LoadLaVINImage`` step from the vision encoder."""
-    size = tuple(vision.image_size)
-    if 'size' in t and t['size'] is not None:
-        mine = (t['size'], ) * 2 if isinstance(t['size'], int) else tuple(t['size'])
-        if mine != size:
-            raise MMAUserError(f'{where}.size={t["size"]} but the vision encoder takes {size} '
-                             'images; remove the key to use the encoder\'s size')
-    else:
-        t['size'] = list(size)
-    for name in ('mean', 'std'):
-        if name in t and t[name] is None:
-            t[name] = list(getattr(vision, f'image_{name}', None) or
-                           (IMAGENET_MEAN if name == 'mean' else IMAGENET_STD))
 
 
 #: (module, function) of mmengine's log calls that the console keeps at level INFO: the progress

@@ -1,6 +1,6 @@
 """ScienceQA accuracy with the official breakdown (subject, context, grade)."""
 import re
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.logging import MMLogger
 
@@ -57,6 +57,11 @@ class ScienceQAMetric(PredictionFileMetric):
         prediction_file: Where to write the per-question predictions (JSON), if given.
     """
     default_prefix = 'sqa'
+
+    @staticmethod
+    def format_results(metrics: Dict[str, float]) -> Optional[str]:
+        """The table ``tools/test.py`` prints (``metrics`` without the ``sqa/`` prefix)."""
+        return format_table(metrics) if all(c in metrics for c in COLUMNS) else None
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:

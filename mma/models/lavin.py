@@ -1,7 +1,6 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
 import contextlib
 import logging
-import warnings
 from typing import Dict, List, Optional, Set, Union
 
 import torch
@@ -13,24 +12,14 @@ from torch import Tensor, nn
 from mma.adapters.utils import declared_trainable_names, set_trainable
 from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
 from mma.routers.routing import RoutingContext
+from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text
 from mma.slots import AdapterSlot
 
 from .generation import GenerationConfig, GenerationOutput
 from .generation import generate as _generate
 from .masks import modality_mask
 
-IGNORE_INDEX = -100
-
-
-def _projector_cfg(projector: Optional[dict], hidden: Optional[int]) -> dict:
-    if hidden is None:
-        return dict(projector or dict(type='LaVINProjector', hidden=128))
-    if projector is not None:
-        raise ValueError('LaVIN: give projector=dict(...) or the deprecated projector_hidden, '
-                         'not both')
-    warnings.warn('LaVIN(projector_hidden=N) is deprecated: use '
-                  "projector=dict(type='LaVINProjector', hidden=N)", DeprecationWarning)
-    return dict(type='LaVINProjector', hidden=hidden)
+__all__ = ['IGNORE_INDEX', 'LaVIN', 'text_lengths']
 
 
 def _build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
@@ -43,9 +32,9 @@ def _build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
 class LaVIN(BaseModel):
     """LaVIN / MMA: the model of "Cheap and Quick" (NeurIPS 2023), built from sub-configs.
 
-    Sequence (reference doc §2): ``[modality token] [BOS] "Image: " v1..vk prompt answer [EOS]``
-    for image samples and ``[modality token] [BOS] "Image: N/A" prompt answer [EOS]`` for
-    text-only ones. The data pipeline tokenises the text (with the image prefix) and says where the
+    Sequence (:mod:`mma.sequence`, the paper's Fig. 2): ``[modality token] [BOS] "Image: " v1..vk
+    prompt answer [EOS]`` for image samples and ``[modality token] [BOS] "Image: N/A" prompt
+    answer [EOS]`` for text-only ones. The data pipeline tokenises the text (with the image prefix) and says where the
     visual tokens go (``visual_pos``); this model inserts them, prepends the modality token, and
     masks attention so that no later position attends to the modality token: it acts only through
     the routers, whose input is its hidden state.
@@ -65,7 +54,6 @@ class LaVIN(BaseModel):
         projector: Config of the visual projector (``PROJECTORS``; ``in_features`` and
             ``out_features`` are filled in): LaVIN's ``dict(type='LaVINProjector', hidden=128)``
             (the default) or LLaVA-1.5's ``dict(type='MLPProjector')``.
-        projector_hidden: Deprecated: ``projector=dict(type='LaVINProjector', hidden=...)``.
         frozen_dtype: Store the frozen backbone weights in this dtype (``'bfloat16'``,
             ``'float16'``), keeping the trainable tensors in fp32 — no fp32 copy of a frozen
             weight exists. Run with AMP (autocast) when set.
@@ -83,7 +71,7 @@ class LaVIN(BaseModel):
     def __init__(self, llm: dict, vision: Optional[dict] = None,
                  llm_adapter: Optional[dict] = None, llm_adapter_placement: str = 'attn',
                  vit_adapter: Optional[dict] = None, vit_adapter_placement: str = 'attn',
-                 projector: Optional[dict] = None, projector_hidden: Optional[int] = None,
+                 projector: Optional[dict] = None,
                  frozen_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
@@ -104,7 +92,7 @@ class LaVIN(BaseModel):
                 for slot in self.vision.adapter_slots(vit_adapter_placement):
                     slot.insert(_build_adapter(vit_adapter, self.vision.width, slot))
             self.projector = PROJECTORS.build(dict(
-                _projector_cfg(projector, projector_hidden), in_features=self.vision.width,
+                projector or dict(type='LaVINProjector', hidden=128), in_features=self.vision.width,
                 out_features=dim))
         self.modality_embedding = nn.Embedding(2, dim)
         set_trainable(self, self.trainable_names())
@@ -238,7 +226,7 @@ class LaVIN(BaseModel):
         """(B,) length of each assembled row: modality token + text (+ visual tokens)."""
         ids, lengths = inputs['input_ids'], text_lengths(inputs)
         k = self.num_visual_tokens if inputs.get('images') is not None else 0
-        return 1 + lengths.to(ids.device) + k * inputs['has_image'].bool().long()
+        return num_positions(lengths.to(ids.device), inputs['has_image'], k)
 
     @torch.no_grad()
     def generate(self, inputs: dict, on_text=None, return_logits: bool = False,
@@ -262,29 +250,28 @@ class LaVIN(BaseModel):
         """Summed log-likelihood of each answer choice given its sample's prompt.
 
         ``inputs['choice_ids']`` holds, per sample, a list of token-id lists (one per choice);
-        each choice is appended to the prompt and scored by one teacher-forced forward.
+        each choice is appended to the prompt as an answer (:func:`mma.sequence.pack`, rows
+        batched by :func:`mma.sequence.pad_rows`, as the data pipeline does) and scored by one
+        teacher-forced forward.
         """
-        ids, lengths = inputs['input_ids'], text_lengths(inputs)
+        text_lengths(inputs)
         rows, owner = [], []
         for i, choices in enumerate(inputs['choice_ids']):
+            has_image = bool(inputs['has_image'][i])
+            pos = int(inputs['visual_pos'][i]) if has_image else 0
+            ids = row_text(inputs, i)  # [BOS] prefix prompt; the visual tokens go at ``pos``
             for c in choices:
-                rows.append((ids[i, :int(lengths[i])].tolist(), [int(t) for t in c]))
+                rows.append(pack(ids[:pos], [], ids[pos:], [int(t) for t in c], has_image))
                 owner.append(i)
-        width = max(len(p) + len(c) for p, c in rows)
-        seq_ids = ids.new_zeros(len(rows), width)
-        labels = ids.new_full((len(rows), width), IGNORE_INDEX)
-        for r, (p, c) in enumerate(rows):
-            seq_ids[r, :len(p) + len(c)] = torch.tensor(p + c)
-            labels[r, len(p):len(p) + len(c)] = torch.tensor(c)
-        own = torch.tensor(owner, device=ids.device)
-        has_image = inputs['has_image'].bool()[own]
+        batch = pad_rows(rows)
+        own = torch.tensor(owner, device=inputs['input_ids'].device)
         images = inputs.get('images')
         if images is not None:  # one image row per (image sample, choice)
             img_idx = torch.cumsum(inputs['has_image'].long(), 0) - 1
-            images = images[img_idx[own][has_image]]
-        visual_pos = inputs.get('visual_pos')
-        seq = self.assemble(seq_ids, has_image, visual_pos[own] if visual_pos is not None else None,
-                            images, labels)
+            images = images[img_idx[own][inputs['has_image'].bool()[own]]]
+        batch = {k: v.to(own.device) for k, v in batch.items()}
+        seq = self.assemble(batch['input_ids'], batch['has_image'], batch['visual_pos'], images,
+                            batch['labels'])
         logp = torch.log_softmax(self.llm.head(self.hidden_states(seq['embeds'])).float(), -1)
         targets = seq['labels'][:, 1:]
         sel = targets != IGNORE_INDEX
@@ -296,22 +283,34 @@ class LaVIN(BaseModel):
         return out
 
     def predict(self, inputs: dict, data_samples: Optional[List] = None) -> List:
-        """Generate (or score choices, when ``inputs`` has ``choice_ids``) for a batch.
+        """Predict a batch the way its data set declares (``inputs['prediction']``, set by
+        :func:`~mma.datasets.mma_collate` from the samples; default ``'generate'``).
 
         Returns one dict per sample: its data sample's fields plus ``pred_text``,
-        ``pred_tokens`` and ``num_generated`` (generation) or ``choice_logliks`` (scoring).
+        ``pred_tokens`` and ``num_generated`` (``'generate'``) or ``choice_logliks``
+        (``'score_choices'``).
         """
+        how = inputs.get('prediction') or 'generate'
+        predictors = dict(generate=self._predict_generate, score_choices=self._predict_choices)
+        if how not in predictors:
+            raise ValueError(f'unknown prediction {how!r}; expected one of {sorted(predictors)}')
         b = inputs['input_ids'].shape[0]
         samples = [_as_dict(s) for s in data_samples] if data_samples else [{} for _ in range(b)]
-        if inputs.get('choice_ids') is not None:
-            for s, ll in zip(samples, self.choice_logliks(inputs)):
-                s['choice_logliks'] = ll
-            return samples
+        predictors[how](inputs, samples)
+        return samples
+
+    def _predict_choices(self, inputs: dict, samples: List[dict]) -> None:
+        if inputs.get('choice_ids') is None:
+            raise ValueError("prediction 'score_choices' needs inputs['choice_ids'] (one token-id "
+                             'list per choice and sample)')
+        for s, ll in zip(samples, self.choice_logliks(inputs)):
+            s['choice_logliks'] = ll
+
+    def _predict_generate(self, inputs: dict, samples: List[dict]) -> None:
         out = self.generate(inputs)
         for i, s in enumerate(samples):
             s.update(pred_text=out.texts[i], pred_tokens=out.tokens[i],
                      num_generated=out.num_generated[i])
-        return samples
 
     # ----------------------------------------------------------------------------------------
     def adapter_slots(self) -> List[AdapterSlot]:

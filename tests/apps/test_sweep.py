@@ -208,9 +208,7 @@ def test_sweep_end_to_end_tiny(tmp_path):
     common = ['model.llm.checkpoint=None', 'model.vision.pretrained=None',
               f'model.tokenizer.model_path={tok}', 'model.generation_cfg.max_new_tokens=8',
               f'train_dataloader.dataset.data_root={root}',
-              f'train_dataloader.dataset.pipeline.1.tokenizer.model_path={tok}',
               f'test_dataloader.dataset.data_root={root}',
-              f'test_dataloader.dataset.pipeline.1.tokenizer.model_path={tok}',
               'train_cfg.max_epochs=1']
     cfgs = [os.path.join(REPO, 'configs', 'lavin_tiny_demo.py'),
             os.path.join(ABL, 'tiny', 'lavin_tiny_demo_no-router.py')]

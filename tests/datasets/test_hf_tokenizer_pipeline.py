@@ -131,9 +131,15 @@ def test_chat_instruction_prompts(hf):
     tok = build_tokenizer(hf['folder'])
     history = [('what color is the sky', 'Blue.'), ('which animal can fly', 'A bird.')]
     prompt = chat.build_prompt(history, 'and the grass')
-    budget = len(tok.encode(chat.build_prompt(history[1:], 'and the grass')))
-    assert len(tok.encode(prompt)) > budget
-    assert chat.fit_history(tok, history, 'and the grass', budget) == history[1:]
+    # positions as the model counts them: what fits the context of the last two turns
+    tokenize = TokenizeForLaVIN(tok, max_len=None, num_visual_tokens=0, with_answer=False)
+
+    def positions(p):
+        return tokenize.measure(dict(prompt=p, img_path=None))[0]
+    limit = positions(chat.build_prompt(history[1:], 'and the grass'))
+    assert positions(prompt) > limit
+    assert chat.fit_history(lambda p: positions(p) <= limit, history, 'and the grass') == \
+        history[1:]
     x = TokenizeForLaVIN(tok, max_len=None, with_answer=False)(dict(prompt=prompt, img_path=None))
     ids = x['inputs']['input_ids'].tolist()
     assert ids[:len(x['inputs']['input_ids']) - len(tok.encode(' ' + prompt))] == (

@@ -12,10 +12,9 @@ TINY_CFG = os.path.join(REPO, 'configs', 'tiny', 'lavin_tiny_sqa.py')
 
 
 def data_options(sqa: dict) -> list:
-    return [f"{dl}.dataset.{field}" for dl in ('train_dataloader', 'test_dataloader')
-            for field in (f"data_root={sqa['data_root']}",
-                          f"pipeline.1.tokenizer.model_path={sqa['tokenizer']}")] + [
-        f"model.tokenizer.model_path={sqa['tokenizer']}"]
+    return [f"{dl}.dataset.data_root={sqa['data_root']}"
+            for dl in ('train_dataloader', 'test_dataloader')] + [
+        f"model.tokenizer.model_path={sqa['tokenizer']}"]  # the pipelines take the model's
 
 
 def train_in_process(argv: list) -> None:

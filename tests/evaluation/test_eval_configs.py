@@ -2,9 +2,11 @@
 ``tools/test.py`` runs them (config -> datasets in the real file layouts -> model -> Runner test
 loop -> metric), with a tiny model whose output layer is set to always predict one token, so that
 every prediction, and with it every metric, can be computed by hand."""
+import copy
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -13,8 +15,9 @@ from PIL import Image
 from torch import nn
 
 import mma
-from mma.engine import runner_with_model
-from mma.toy import tiny_lavin_cfg
+from mma.engine import runner_with_model, sync_data_with_model
+from mma.errors import MMAUserError
+from mma.toy import TINY_VISION_CFG, tiny_lavin_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,19 +33,30 @@ def _piece(tokenizer, word: str) -> int:
     return ids[0]
 
 
-def _evaluate(name: str, data_root, tokenizer_path, work_dir, token: int, bias: float = 30.0):
-    """Run configs/``name`` on ``data_root`` with the tiny model whose logits are ``bias`` on
-    ``token`` and 0 elsewhere, whatever the input; return (metrics, output bias)."""
+#: A 336-px tower with 576 patch tokens (24 x 24 patches of 14 px, CLS dropped, as LLaVA-1.5's
+#: ViT-L/14-336), tiny in width and depth.
+PATCH_336_VISION = dict(type='CLIPViT', model_name=None, quick_gelu=True, feature_type='patch',
+                        patch_layer=-1, vision_cfg=dict(TINY_VISION_CFG, image_size=336,
+                                                        patch_size=14))
+
+
+def _evaluate(name: str, data_root, tokenizer_path, work_dir, token: int, bias: float = 30.0,
+              vision: dict = None, check_data=None):
+    """Run configs/``name`` on ``data_root`` with the tiny model (its ViT ``vision`` if given)
+    whose logits are ``bias`` on ``token`` and 0 elsewhere, whatever the input; return (metrics,
+    output bias). The data config is the file's: tokenizer, image size and visual tokens follow
+    the model (``check_data(cfg, model)`` sees the config as the Runner fills it)."""
     cfg = Config.fromfile(os.path.join(REPO, 'configs', name))
-    model_cfg = tiny_lavin_cfg(vocab_size=512)
+    model_cfg = tiny_lavin_cfg(vocab_size=512, llm=dict(max_seq_len=1024))
+    if vision is not None:
+        model_cfg['vision'] = vision
     model_cfg['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
     if cfg.model.get('generation_cfg') is not None:  # the config's decoding settings
         model_cfg['generation_cfg'] = cfg.model.generation_cfg.to_dict()
     cfg.model = model_cfg
     ds = cfg.test_dataloader.dataset
-    ds.update(data_root=str(data_root), tokenizer=tokenizer_path)
-    if 'image_size' in ds:
-        ds.image_size = 32
+    assert not {'tokenizer', 'image_size', 'num_visual_tokens'} & set(ds)  # all from the model
+    ds.update(data_root=str(data_root))
     cfg.test_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     cfg.work_dir = str(work_dir)
     cfg.test_evaluator.prediction_file = os.path.join(str(work_dir), 'predictions.json')
@@ -55,6 +69,8 @@ def _evaluate(name: str, data_root, tokenizer_path, work_dir, token: int, bias: 
         model.llm.output.weight.zero_()
         model.llm.output.bias.zero_()
         model.llm.output.bias[token] = bias
+    if check_data is not None:
+        check_data(copy.deepcopy(cfg), model)
     metrics = runner_with_model(cfg, model).test()
     assert os.path.isfile(cfg.test_evaluator.prediction_file)
     return metrics, model.llm.output.bias.detach().clone()
@@ -64,7 +80,27 @@ def _repeated(tokenizer, token: int, n: int) -> str:
     return tokenizer.decode([token] * n).strip()
 
 
-def test_vqav2_eval_config(tmp_path, tokenizer, tokenizer_path):
+def _follows_336_patch_tower(cfg, model):
+    """The dataset config, as the Runner fills it, has the 336-px tower's facts."""
+    assert model.num_visual_tokens == 576 and tuple(model.vision.image_size) == (336, 336)
+    sync_data_with_model(cfg, model)
+    ds = cfg.test_dataloader.dataset
+    assert (ds.num_visual_tokens, tuple(ds.image_size)) == (576, (336, 336))
+    assert ds.tokenizer == cfg.model.tokenizer
+    from mmengine.registry import DefaultScope
+
+    from mma.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mma'):
+        built = DATASETS.build(ds)
+    assert tuple(built[0]['inputs']['image'].shape) == (3, 336, 336)
+
+
+VISION = pytest.mark.parametrize('vision,check_data', [
+    (None, None), (PATCH_336_VISION, _follows_336_patch_tower)], ids=['lavin-224', 'patch-336'])
+
+
+@VISION
+def test_vqav2_eval_config(tmp_path, tokenizer, tokenizer_path, vision, check_data):
     red = _piece(tokenizer, 'red')
     pred = _repeated(tokenizer, red, Config.fromfile(
         os.path.join(REPO, 'configs', '_base_', 'datasets', 'vqav2.py')).generation_cfg[
@@ -85,7 +121,7 @@ def test_vqav2_eval_config(tmp_path, tokenizer, tokenizer_path):
     (tmp_path / 'vqa' / 'v2_mscoco_val2014_annotations.json').write_text(
         json.dumps(dict(annotations=anns)))
     metrics, _ = _evaluate('lavin_7b_vqav2_eval.py', tmp_path / 'vqa', tokenizer_path,
-                           tmp_path / 'work', red)
+                           tmp_path / 'work', red, vision=vision, check_data=check_data)
     expected = {'vqav2/accuracy': (90 + 30 + 0 + 100) / 4, 'vqav2/other': 60.0,
                 'vqav2/number': 0.0, 'vqav2/yes/no': 100.0}
     assert metrics == pytest.approx(expected, abs=1e-9)
@@ -122,7 +158,8 @@ def test_coco_caption_eval_config(tmp_path, tokenizer, tokenizer_path):
         assert json.load(f) == [dict(image_id=1, caption=pred), dict(image_id=2, caption=pred)]
 
 
-def test_mme_eval_config(tmp_path, tokenizer, tokenizer_path):
+@VISION
+def test_mme_eval_config(tmp_path, tokenizer, tokenizer_path, vision, check_data):
     yes = _piece(tokenizer, 'yes')  # every answer starts with "yes": parsed as yes
     root = tmp_path / 'MME_Benchmark_release_version'
     # existence (perception; images and .txt side by side): 3 of 4 right, 1 of 2 images with
@@ -138,7 +175,7 @@ def test_mme_eval_config(tmp_path, tokenizer, tokenizer_path):
     (root / 'commonsense_reasoning' / 'questions_answers_YN' / '3.txt').write_text(
         f'{q.format("sun")}\tNo\n{q.format("mat")}\tNo\n')
     metrics, _ = _evaluate('lavin_13b_chatbot_mme_eval.py', root, tokenizer_path,
-                           tmp_path / 'work', yes)
+                           tmp_path / 'work', yes, vision=vision, check_data=check_data)
     expected = {'mme/existence/acc': 75.0, 'mme/existence/acc+': 50.0,
                 'mme/existence/score': 125.0, 'mme/commonsense_reasoning/acc': 0.0,
                 'mme/commonsense_reasoning/acc+': 0.0, 'mme/commonsense_reasoning/score': 0.0,
@@ -172,3 +209,23 @@ def test_truthfulqa_eval_config(tmp_path, tokenizer, tokenizer_path):
                                            mc2(rows[1]['mc2_targets'])) / 2}
     assert 0 < expected['truthfulqa/MC2'] < 100
     assert metrics == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('name,key,value', [
+    ('lavin_13b_chatbot_mme_eval.py', 'image_size', 224),
+    ('lavin_7b_vqav2_eval.py', 'num_visual_tokens', 6),
+    ('lavin_7b_sqa.py', 'pipeline.1.num_visual_tokens', 6)])
+def test_a_hand_set_mismatch_with_the_336_patch_tower_is_an_error(tokenizer_path, name, key,
+                                                                   value):
+    """A count set by hand that is not the model's stops before anything is built, naming the
+    key, the same way for the benchmark datasets as for ScienceQA's pipeline."""
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', name))
+    model_cfg = tiny_lavin_cfg(vocab_size=512, llm=dict(max_seq_len=1024))
+    model_cfg.update(vision=PATCH_336_VISION,
+                     tokenizer=dict(type='SentencePieceTokenizer', model_path=tokenizer_path))
+    cfg.model = model_cfg
+    cfg.merge_from_dict({f'test_dataloader.dataset.{key}': value})
+    theirs = '576 visual tokens per image' if 'visual' in key else 'takes (336, 336) images'
+    with pytest.raises(MMAUserError, match=rf'test_dataloader\.dataset\.{key}={value} but .*'
+                       rf'{re.escape(theirs)}.*remove the key'):
+        sync_data_with_model(cfg)

@@ -1,5 +1,4 @@
 """Projectors are registered components; LaVIN builds the one its config names."""
-import warnings
 
 import pytest
 import torch
@@ -55,15 +54,10 @@ def test_lavin_builds_the_configured_projector():
     assert mlp.encode_images(images).shape == (2, mlp.num_visual_tokens, dim)
 
 
-def test_deprecated_projector_hidden():
+def test_projector_default_and_unknown_type():
     cfg = {k: v for k, v in tiny_lavin_cfg().items() if k not in ('type', 'projector')}
-    with pytest.warns(DeprecationWarning, match="projector=dict\\(type='LaVINProjector'"):
-        old = LaVIN(**cfg, projector_hidden=24)
-    assert old.projector.fc1.out_features == 24
-    with warnings.catch_warnings():
-        warnings.simplefilter('error')
-        assert LaVIN(**cfg).projector.fc1.out_features == 128  # LaVIN's default
-    with pytest.raises(ValueError, match='not both'):
-        LaVIN(**cfg, projector_hidden=24, projector=dict(type='MLPProjector'))
+    assert LaVIN(**cfg).projector.fc1.out_features == 128  # LaVIN's default
+    with pytest.raises(TypeError, match='projector_hidden'):  # the 0.1.0 alias is gone
+        LaVIN(**cfg, projector_hidden=24)
     with pytest.raises(KeyError, match='Registered projector types: LaVINProjector, MLPProjector'):
         LaVIN(**cfg, projector=dict(type='Resampler'))

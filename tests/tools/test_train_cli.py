@@ -140,9 +140,7 @@ def test_lavin_recipes(name, temp, epochs, warmup, gpus, accum, sqa, tmp_path):
         for i in (1, 2, 3):
             opts[f'train_dataloader.dataset.datasets.{i}.ann_file'] = paths['llava']
             opts[f'train_dataloader.dataset.datasets.{i}.image_root'] = paths['coco']
-        for i in range(4):
-            opts[f'train_dataloader.dataset.datasets.{i}.pipeline.1.tokenizer.model_path'] = \
-                sqa['tokenizer']
+        opts['model.tokenizer.model_path'] = sqa['tokenizer']  # the pipelines take the model's
     else:
         opts = dict(o.split('=', 1) for o in data_options(sqa))
     cfg.merge_from_dict(opts)

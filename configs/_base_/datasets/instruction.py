@@ -3,23 +3,23 @@
 #   train_dataloader.dataset.datasets.0.ann_file=/data/alpaca_data.json
 #   train_dataloader.dataset.datasets.1.ann_file=... (.2, .3: the other LLaVA files)
 #   train_dataloader.dataset.datasets.1.image_root=/data/coco/train2014   (and .2, .3)
-#   train_dataloader.dataset.datasets.N.pipeline.1.tokenizer.model_path=/weights/tokenizer.model
+#   model.tokenizer.model_path=/weights/tokenizer.model   (the pipelines take the model's)
 # (LaVIN's own prepared file works too: dict(type='LaVINInstructDataset', ann_file='all_data.json',
 #  sqa_image_root=..., coco_image_root=..., pipeline=train_pipeline).)
 data_root = 'data/instruction'
 coco_root = 'data/coco/train2014'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 max_len = 512
-image_size = 224
 
 train_pipeline = [
-    dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
+    dict(type='LoadLaVINImage', mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
-    dict(type='TokenizeForLaVIN',
-         tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
-         max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
+    dict(type='TokenizeForLaVIN',  # tokenizer and visual tokens: from the model
+         max_len=max_len, overlong='truncate_prompt',
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
+# The leaf config puts this into its model: {{_base_.tokenizer}}.
+tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_path)
 _llava = dict(type='LLaVAInstructDataset', data_root=data_root, image_root=coco_root,
               pipeline=train_pipeline)
 train_dataloader = dict(

@@ -2,23 +2,22 @@
 # (tools/test.py) on `test` with the same dataset class, prompt format and pipeline, the text
 # stopping after "Response:" (with_answer=False).
 # Override the paths with --cfg-options, e.g.
-#   train_dataloader.dataset.data_root=/data/scienceqa
-#   train_dataloader.dataset.pipeline.1.tokenizer.model_path=/weights/llama/tokenizer.model
-# and the same two for test_dataloader. AutoTokenizer takes tokenizer.model (sentencepiece),
-# tokenizer.json (HF: LLaMA-3, Qwen2.5) or the weights folder holding one.
+#   train_dataloader.dataset.data_root=/data/scienceqa   (and test_dataloader.dataset.data_root)
+#   model.tokenizer.model_path=/weights/llama/tokenizer.model
+# The tokenizer is stated once, in the model; the pipeline takes it (and the visual tokens per
+# image) from the model. AutoTokenizer takes tokenizer.model (sentencepiece), tokenizer.json (HF:
+# LLaMA-3, Qwen2.5) or the weights folder holding one.
 data_root = 'data/scienceqa'
 tokenizer_path = 'data/weights/llama/tokenizer.model'
 prompt_format = 'QCM-ALE'
 max_len = 512            # positions the model sees: modality token + text + visual tokens
-image_size = 224
 
 train_pipeline = [
-    # ImageNet mean/std, as the reference (not CLIP's).
-    dict(type='LoadLaVINImage', size=image_size, mean=(0.485, 0.456, 0.406),
+    # Image size: the vision encoder's. ImageNet mean/std, as the reference (not CLIP's).
+    dict(type='LoadLaVINImage', mean=(0.485, 0.456, 0.406),
          std=(0.229, 0.224, 0.225)),
-    dict(type='TokenizeForLaVIN',
-         tokenizer=dict(type='AutoTokenizer', model_path=tokenizer_path),
-         max_len=max_len, overlong='truncate_prompt',  # visual tokens: from the model
+    dict(type='TokenizeForLaVIN',  # tokenizer and visual tokens: from the model
+         max_len=max_len, overlong='truncate_prompt',
          image_prefix='Image: ', text_prefix='Image: N/A'),
 ]
 train_dataloader = dict(

@@ -5,7 +5,3 @@ _base_ = ['../../mma_llava1.5-7b_sqa.py']
 weights = 'data/weights/Llama-3.1-8B'
 tokenizer = dict(type='AutoTokenizer', model_path=weights)
 model = dict(llm=dict(preset='llama3.1-8b', checkpoint=weights), tokenizer=tokenizer)
-train_dataloader = dict(dataset=dict(pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer)]))
-test_dataloader = dict(dataset=dict(pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer, with_answer=False)]))

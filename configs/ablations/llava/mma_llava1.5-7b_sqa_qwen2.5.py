@@ -5,7 +5,3 @@ _base_ = ['../../mma_llava1.5-7b_sqa.py']
 weights = 'data/weights/Qwen2.5-7B'
 tokenizer = dict(type='AutoTokenizer', model_path=weights)
 model = dict(llm=dict(preset='qwen2.5-7b', checkpoint=weights), tokenizer=tokenizer)
-train_dataloader = dict(dataset=dict(pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer)]))
-test_dataloader = dict(dataset=dict(pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer, with_answer=False)]))

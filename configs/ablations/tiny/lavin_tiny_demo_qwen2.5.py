@@ -15,7 +15,5 @@ llm_params = dict(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, multiple_of=32, 
 tokenizer = dict(type='AutoTokenizer', model_path=tokenizer_path)
 model = dict(llm=dict(_delete_=True, type='LLaMA', checkpoint=llama_dir, **llm_params),
              vision=dict(pretrained=assets + '/vit.pt'), tokenizer=tokenizer)
-train_dataloader = dict(dataset=dict(data_root=assets + '/scienceqa', pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer)]))
-test_dataloader = dict(dataset=dict(data_root=assets + '/scienceqa', pipeline=[
-    _base_.load_image, dict(_base_.tokenize, tokenizer=tokenizer, with_answer=False)]))
+train_dataloader = dict(dataset=dict(data_root=assets + '/scienceqa'))
+test_dataloader = dict(dataset=dict(data_root=assets + '/scienceqa'))

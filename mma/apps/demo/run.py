@@ -42,8 +42,8 @@ def set_asset_paths(cfg: Config, assets: str) -> None:
             continue
         dl.dataset.data_root = data_root
         for t in dl.dataset.pipeline:
-            if t.get('type') == 'TokenizeForLaVIN':
-                t.tokenizer.model_path = tok
+            if t.get('type') == 'TokenizeForLaVIN' and t.get('tokenizer') is not None:
+                t.tokenizer.model_path = tok  # a pipeline that states its own
 
 
 def prepare_assets(cfg: Config, setting: str = 'full', seed: int = 0,

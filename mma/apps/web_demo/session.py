@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from mma.apps.visualization.routing import llm_routing, router_weights
-from mma.datasets import (LoadLaVINImage, TokenizeForLaVIN, build_prompt, instruction,
-                          mma_collate)
+from mma.datasets import (TokenizeForLaVIN, build_prompt, instruction, mma_collate,
+                          prediction_pipeline)
 from mma.datasets.prompts import DEFAULT_OPTIONS
 from mma.evaluation.scienceqa_metric import parse_answer
 from mma.models.generation import GenerationConfig
@@ -106,12 +106,8 @@ class WebDemo:
         self.data_root = dataset.get('data_root')
         self.options: Sequence[str] = dataset.get('options') or DEFAULT_OPTIONS
         pipeline = [TRANSFORMS.build(dict(t)) for t in dataset.get('pipeline') or []]
-        if not any(isinstance(t, TokenizeForLaVIN) for t in pipeline):
-            pipeline = [TokenizeForLaVIN(model.tokenizer, max_len=model.llm.max_seq_len,
-                                         num_visual_tokens=model.num_visual_tokens,
-                                         with_answer=False)]
-            if model.vision is not None:
-                pipeline.insert(0, LoadLaVINImage(size=model.vision.image_size))
+        if not any(isinstance(t, TokenizeForLaVIN) for t in pipeline):  # chat's pipeline
+            pipeline = prediction_pipeline(model, max_len=model.llm.max_seq_len)
         self.pipeline = pipeline
         self.tokenize = next(t for t in pipeline if isinstance(t, TokenizeForLaVIN))
         self.generation = GenerationConfig(**model.generation_cfg)
