@@ -197,7 +197,8 @@ def slot_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> List[str]:
     (e.g. ``'layers.0.adapter_attn.'``, ``'transformer.resblocks.0.ln_1.adapter.'``)."""
     names = {id(m): n for n, m in root.named_modules(remove_duplicate=False)}
     # an AdaptedModule keeps the adapter under ``adapter``
-    return [f'{names[id(s.parent)]}.{s.name}.' + ('adapter.' if s.wraps else '') for s in slots]
+    return ['.'.join(filter(None, (names[id(s.parent)], s.name))) + '.'
+            + ('adapter.' if s.wraps else '') for s in slots]
 
 
 def adapter_prefixes(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, nn.Module]:

@@ -54,3 +54,23 @@ def test_frozen_keys_unchanged_and_weights_load_with_adapters_in(tmp_path):
     ids = torch.randint(0, 100, (2, 7))
     with torch.no_grad():  # zero B and a zero gate: the frozen model
         assert torch.allclose(llm.logits(ids), src.logits(ids), atol=1e-6)
+
+
+def test_slot_prefixes_of_slots_owned_by_the_root():
+    """A slot whose parent is the root module itself has no leading dot in its prefix, so
+    base_state_dict drops the adapter's tensors and keeps the wrapped module's."""
+    from torch import nn
+
+    from mma.adapters import RepAdapter
+    from mma.slots import AdapterSlot, base_state_dict, slot_prefixes
+
+    root = nn.Module()
+    root.norm = nn.LayerNorm(8)
+    root.inner = nn.Module()
+    root.inner.norm = nn.LayerNorm(8)
+    slots = [AdapterSlot(root, 'norm', wraps=True), AdapterSlot(root.inner, 'norm', wraps=True)]
+    assert slot_prefixes(root, slots) == ['norm.adapter.', 'inner.norm.adapter.']
+    for slot in slots:
+        slot.insert(RepAdapter(in_features=8, hidden_dim=2))
+    assert set(base_state_dict(root, slots)) == {'norm.weight', 'norm.bias',
+                                                 'inner.norm.weight', 'inner.norm.bias'}
