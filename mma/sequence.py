@@ -28,14 +28,16 @@ MODALITY_POSITIONS = 1
 PAD_ID = 0
 
 
-def num_positions(text_len, has_image, num_visual_tokens: int):
+def num_positions(text_len, has_image, num_visual_tokens: int,
+                  modality_positions: int = MODALITY_POSITIONS):
     """Positions the model sees: modality token + text (+ k visual tokens for image samples).
 
-    Works on ints and on (B,) tensors alike.
+    Works on ints and on (B,) tensors alike. ``modality_positions=0``: a model whose modality
+    token is not in the sequence (``LaVIN(modality_in_sequence=False)``).
     """
     if isinstance(has_image, Tensor):
         has_image = has_image.bool().long()
-    return MODALITY_POSITIONS + text_len + num_visual_tokens * has_image
+    return modality_positions + text_len + num_visual_tokens * has_image
 
 
 def pack(bos: Sequence[int], prefix: Sequence[int], prompt: Sequence[int],
