@@ -106,6 +106,30 @@ def release_layout(llava_hf) -> dict:
     return dict(release=release, stage1=stage1, clip=clip)
 
 
+def tf4_layout(llava_hf) -> str:
+    """The llava-hf folder as transformers 4 wrote it (``vision_tower.vision_model.*``), sharded
+    in two files with an index, as the hub's llava-1.5-7b-hf."""
+    import shutil
+    from safetensors.torch import load_file, save_file
+    src, out = llava_hf['folder'], str(llava_hf['root'] / 'llava-hf-tf4')
+    if os.path.isdir(out):
+        return out
+    shutil.copytree(src, out)
+    sd = load_file(os.path.join(out, 'model.safetensors'))
+    os.remove(os.path.join(out, 'model.safetensors'))
+    sd = {k.replace('vision_tower.', 'vision_tower.vision_model.', 1): v for k, v in sd.items()}
+    shards = ({k: v for k, v in sd.items() if k.startswith('language_model.')},
+              {k: v for k, v in sd.items() if not k.startswith('language_model.')})
+    weight_map = {}
+    for i, part in enumerate(shards):
+        name = f'model-0000{i + 1}-of-00002.safetensors'
+        save_file(part, os.path.join(out, name))
+        weight_map.update({k: name for k in part})
+    with open(os.path.join(out, 'model.safetensors.index.json'), 'w') as f:
+        json.dump(dict(metadata={}, weight_map=weight_map), f)
+    return out
+
+
 def mma_cfg(llm: str, vision: str, projector: str, tokenizer: str) -> dict:
     """LLaVA-1.5 + MMA by folder paths: zero-initialised routed adapters, no modality token in
     the sequence."""
@@ -175,11 +199,14 @@ def test_pad_to_square_equals_clip_image_processor_after_expand2square(llava_hf,
     assert (squashed['image'] - theirs).abs().max() > 0.1  # the option is what makes them equal
 
 
-@pytest.mark.parametrize('layout', ['llava-hf', 'release'])
+@pytest.mark.parametrize('layout', ['llava-hf', 'llava-hf-tf4', 'release'])
 def test_mma_from_llava_folders_is_llava(llava_hf, tmp_path, layout):
     folder = llava_hf['folder']
     if layout == 'llava-hf':
         cfg = mma_cfg(folder, folder, folder, folder)
+    elif layout == 'llava-hf-tf4':
+        tf4 = tf4_layout(llava_hf)
+        cfg = mma_cfg(tf4, tf4, tf4, tf4)
     else:
         r = release_layout(llava_hf)
         cfg = mma_cfg(r['release'], r['clip'], r['stage1'], r['release'])
@@ -229,3 +256,21 @@ def test_modality_token_outside_the_sequence_routes_as_inside(llava_hf):
         gb = outside.generate(inputs, max_new_tokens=5, stop_at_eos=False, return_logits=True)
     assert ga.tokens == gb.tokens
     assert max((x - y).abs().max() for x, y in zip(ga.logits, gb.logits)) <= 1e-4
+
+
+def test_projector_weights_are_strict_and_named(llava_hf, tmp_path):
+    r = release_layout(llava_hf)
+    bad = {k: (v[:, :-1] if v.dim() == 2 else v) for k, v in
+           torch.load(os.path.join(r['stage1'], 'mm_projector.bin')).items()}
+    torch.save(bad, tmp_path / 'mm_projector.bin')
+    folder = llava_hf['folder']
+    cfg = mma_cfg(folder, folder, str(tmp_path / 'mm_projector.bin'), folder)
+    with pytest.raises(ValueError, match=r'mm_projector.bin: model.mm_projector.0.weight has shape '
+                       r'\(64, 31\) but the model\'s projector fc1.weight has \(64, 32\)'):
+        build(cfg)
+    torch.save({k: v for k, v in bad.items() if '.2.' not in k}, tmp_path / 'mm_projector.bin')
+    with pytest.raises(KeyError, match=r"lacks LLaVA projector weights for \['fc2.bias', "
+                       r"'fc2.weight'\]"):
+        build(cfg)
+    with pytest.raises(ValueError, match='LLaVA release folder, which holds no vision tower'):
+        build(mma_cfg(r['release'], r['release'], r['release'], r['release']))
