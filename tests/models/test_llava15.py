@@ -256,6 +256,10 @@ def test_modality_token_outside_the_sequence_routes_as_inside(llava_hf):
         gb = outside.generate(inputs, max_new_tokens=5, stop_at_eos=False, return_logits=True)
     assert ga.tokens == gb.tokens
     assert max((x - y).abs().max() for x, y in zip(ga.logits, gb.logits)) <= 1e-4
+    from mma.apps.visualization import router_weights
+    wa, wb = router_weights(inside), router_weights(outside)
+    assert wa.keys() == wb.keys() and len(wa) == 2
+    assert all((wa[k] - wb[k]).abs().max() <= 1e-6 for k in wa)
 
 
 def test_projector_weights_are_strict_and_named(llava_hf, tmp_path):
