@@ -76,8 +76,9 @@ def register_family(family: LLMFamily, force: bool = False) -> LLMFamily:
     return family
 
 
-#: ``model_type`` s of LLaVA folders whose LLM mma reads: llava-hf's ``LlavaForConditionalGeneration``
-#: (``text_config`` holds the LLM's config) and LLaVA's own release (a LLaMA config plus ``mm_*``).
+#: ``model_type`` s of LLaVA folders whose LLM mma reads: llava-hf's
+#: ``LlavaForConditionalGeneration`` (``text_config`` holds the LLM's config) and LLaVA's own
+#: release (a LLaMA config plus ``mm_*``).
 LLAVA_TYPES = ('llava', 'llava_llama')
 #: transformers' ``LlamaConfig`` defaults: llava-hf's transformers 4 ``text_config`` states only
 #: the fields that differ from them (vicuna-7b's sizes are these defaults).

@@ -192,6 +192,9 @@ class LaVIN(BaseModel):
         a modality token in the sequence, the token of ``has_image`` (B,) run alone."""
         b, t, _ = embeds.shape
         if not self.modality_positions:  # causal attention over the base model's own rows
+            if ctx is None and has_image is None:
+                raise ValueError('hidden_states: a model without the modality token in the '
+                                 "sequence needs has_image (assemble's) or a routing context")
             return self.llm(embeds, ctx=ctx or context_routing(self.llm, self.modality_embedding,
                                                                has_image))
         if ctx is None:

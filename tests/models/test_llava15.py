@@ -29,7 +29,8 @@ LLAVA_CHAT_TEMPLATE = (
     "content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] "
     "+ ' '}}{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', "
     "'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}"
-    "{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
+    "{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}"
+    "{% endif %}")
 VISION = dict(image_size=32, patch_size=8, width=32, head_width=16, layers=3, mlp_ratio=2.0,
               embed_dim=32)
 K = 16  # (32 / 8)^2 patch tokens
