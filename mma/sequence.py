@@ -10,7 +10,9 @@ The data pipeline tokenises the text (:func:`pack`) and says where the visual to
 (``visual_pos``, an index into the text); the model inserts the k visual tokens there and
 prepends the modality token (:meth:`mma.models.LaVIN.assemble`). Labels are the answer and EOS
 tokens, :data:`IGNORE_INDEX` elsewhere. :func:`pad_rows` is the one batching of such rows
-(:func:`mma.datasets.mma_collate` and LaVIN's choice scoring use it).
+(:func:`mma.datasets.mma_collate` and LaVIN's choice scoring use it). A model built with
+``modality_in_sequence=False`` (LLaVA-1.5 kept as it is) sees the rows without the modality token
+(:mod:`mma.models.modality`).
 
 This module imports torch only: data workers, the model and applications all use it.
 """
