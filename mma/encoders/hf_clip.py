@@ -5,7 +5,7 @@ weights in open_clip are ``ViT-L-14-336-quickgelu``. The mapping is one-to-one e
 q/k/v apart (open_clip packs them into ``in_proj``) and stores the projection transposed.
 """
 import re
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -89,3 +89,35 @@ def hf_clip_to_open_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         out[f'transformer.resblocks.{layer}.attn.in_proj_{kind}'] = torch.cat(
             [parts['q'], parts['k'], parts['v']], dim=0)
     return out
+
+
+#: transformers' ``CLIPVisionConfig`` defaults (llava-hf's transformers 4 ``vision_config`` states
+#: only the fields that differ from them).
+_CLIP_VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, projection_dim=512,
+                             num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                             patch_size=32, hidden_act='quick_gelu')
+
+
+def folder_vision_cfg(folder: str) -> Optional[Tuple[dict, bool]]:
+    """``(open_clip vision_cfg with embed_dim, quick_gelu)`` of an HF CLIP or llava-hf folder's
+    ``config.json`` (its ``vision_config``, or a ``CLIPVisionModel``'s own fields); None when the
+    folder has no such config (the tower is then named by ``model_name``)."""
+    import json
+    import os
+    file = os.path.join(folder, 'config.json')
+    if not os.path.isfile(file):
+        return None
+    with open(file, encoding='utf-8') as f:
+        cfg = json.load(f)
+    if cfg.get('model_type') != 'clip_vision_model':
+        cfg = cfg.get('vision_config')
+    if not cfg:
+        return None
+    c = {**_CLIP_VISION_DEFAULTS, **cfg}
+    if c['hidden_act'] not in ('quick_gelu', 'gelu'):
+        raise ValueError(f"{file}: vision hidden_act={c['hidden_act']!r} has no open_clip tower")
+    width = c['hidden_size']
+    return (dict(image_size=c['image_size'], patch_size=c['patch_size'], width=width,
+                 layers=c['num_hidden_layers'], head_width=width // c['num_attention_heads'],
+                 mlp_ratio=c['intermediate_size'] / width, embed_dim=c['projection_dim']),
+            c['hidden_act'] == 'quick_gelu')

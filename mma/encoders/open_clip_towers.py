@@ -89,7 +89,7 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     under ``state_dict``), a ``.safetensors`` file, OpenAI's TorchScript archive, or a folder
     holding one of :data:`FOLDER_FILES` (an HF or open_clip hub download)."""
     if os.path.isdir(path):
-        _refuse_towerless_llava(path)
+        refuse_towerless_llava(path)
         index = os.path.join(path, 'model.safetensors.index.json')
         if os.path.isfile(index):  # a sharded folder (llava-hf): the tower's tensors only
             return _tower_tensors_of_shards(path, index)
@@ -120,7 +120,7 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     return dict(sd)
 
 
-def _refuse_towerless_llava(folder: str) -> None:
+def refuse_towerless_llava(folder: str) -> None:
     """LLaVA's own release folders (``model_type: llava_llama``) hold no tower: say where it is."""
     import json
     file = os.path.join(folder, 'config.json')

@@ -40,6 +40,9 @@ def test_clip_vision_model_folders_load(clip_folders, layout):
     vit = ENCODERS.build(dict(type='CLIPViT', model_name=None, vision_cfg=VISION, quick_gelu=True,
                               pretrained=str(root / layout), feature_type='patch',
                               patch_layer=-2))
+    # the same tower, its sizes read from the folder's config.json
+    assert str(ENCODERS.build(dict(type='CLIPViT', model_name=None, pretrained=str(root / 'tf5'),
+                                   feature_type='patch')).tower) == str(vit.tower)
     vit.load_pretrained()
     assert vit.tower.proj is None  # the file has no projection
     torch.backends.mha.set_fastpath_enabled(False)

@@ -31,8 +31,6 @@ LLAVA_CHAT_TEMPLATE = (
     "'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}"
     "{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}"
     "{% endif %}")
-VISION = dict(image_size=32, patch_size=8, width=32, head_width=16, layers=3, mlp_ratio=2.0,
-              embed_dim=32)
 K = 16  # (32 / 8)^2 patch tokens
 
 
@@ -138,8 +136,9 @@ def mma_cfg(llm: str, vision: str, projector: str, tokenizer: str) -> dict:
                    router=dict(type='ModalityRouter'))
     return dict(type='LaVIN', modality_in_sequence=False,
                 llm=dict(type='LLaMA', checkpoint=llm),
-                vision=dict(type='CLIPViT', model_name=None, vision_cfg=VISION, quick_gelu=True,
-                            pretrained=vision, feature_type='patch', patch_layer=-2),
+                # the tower's sizes from the folder's config.json (vision_config)
+                vision=dict(type='CLIPViT', model_name=None, pretrained=vision,
+                            feature_type='patch', patch_layer=-2),
                 projector=dict(type='MLPProjector', weights=projector),
                 llm_adapter=adapter, vit_adapter=dict(adapter),
                 tokenizer=dict(type='AutoTokenizer', path=tokenizer))
