@@ -10,7 +10,9 @@ The data pipeline tokenises the text (:func:`pack`) and says where the visual to
 (``visual_pos``, an index into the text); the model inserts the k visual tokens there and
 prepends the modality token (:meth:`mma.models.LaVIN.assemble`). Labels are the answer and EOS
 tokens, :data:`IGNORE_INDEX` elsewhere. :func:`pad_rows` is the one batching of such rows
-(:func:`mma.datasets.mma_collate` and LaVIN's choice scoring use it).
+(:func:`mma.datasets.mma_collate` and LaVIN's choice scoring use it). A model built with
+``modality_in_sequence=False`` (LLaVA-1.5 kept as it is) sees the rows without the modality token
+(:mod:`mma.models.modality`).
 
 This module imports torch only: data workers, the model and applications all use it.
 """
@@ -28,14 +30,16 @@ MODALITY_POSITIONS = 1
 PAD_ID = 0
 
 
-def num_positions(text_len, has_image, num_visual_tokens: int):
+def num_positions(text_len, has_image, num_visual_tokens: int,
+                  modality_positions: int = MODALITY_POSITIONS):
     """Positions the model sees: modality token + text (+ k visual tokens for image samples).
 
-    Works on ints and on (B,) tensors alike.
+    Works on ints and on (B,) tensors alike. ``modality_positions=0``: a model whose modality
+    token is not in the sequence (``LaVIN(modality_in_sequence=False)``).
     """
     if isinstance(has_image, Tensor):
         has_image = has_image.bool().long()
-    return MODALITY_POSITIONS + text_len + num_visual_tokens * has_image
+    return modality_positions + text_len + num_visual_tokens * has_image
 
 
 def pack(bos: Sequence[int], prefix: Sequence[int], prompt: Sequence[int],

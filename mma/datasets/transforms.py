@@ -16,6 +16,8 @@ from mma.errors import CorruptFileError, MMAUserError
 from mma.registry import TOKENIZERS, TRANSFORMS
 from mma.sequence import num_positions, pack
 
+from .templates import prompt_template
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OVERLONG_POLICIES = ('truncate_prompt', 'skip')
@@ -75,6 +77,9 @@ class LoadLaVINImage:
         mean, std: Normalisation in [0, 1] units; LaVIN presets use ImageNet's, as the reference
             did (not CLIP's). None: the encoder's own (its tower's preprocessing config).
         background: RGB fill under transparent pixels; None drops alpha like the reference.
+        pad_to_square: Pad the image to a square with the mean colour before resizing, centred
+            (LLaVA-1.5's ``expand2square`` with ``int(255 * mean)``; ``image_aspect_ratio='pad'``)
+            instead of squashing it.
     """
 
     #: Constructor arguments that take the model's value when left None (``arg: model fact``,
@@ -84,7 +89,7 @@ class LoadLaVINImage:
     def __init__(self, size: Optional[Union[int, Tuple[int, int]]] = None,
                  mean: Optional[Sequence[float]] = IMAGENET_MEAN,
                  std: Optional[Sequence[float]] = IMAGENET_STD,
-                 background: Optional[Sequence[int]] = None):
+                 background: Optional[Sequence[int]] = None, pad_to_square: bool = False):
         if size is None or mean is None or std is None:
             raise ValueError('LoadLaVINImage: size/mean/std None means "the vision encoder\'s": '
                              "build the dataset through mma's Runner (or call "
@@ -93,6 +98,7 @@ class LoadLaVINImage:
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.background = background
+        self.pad_to_square = pad_to_square
 
     def load(self, path: str, sample: Optional[str] = None) -> torch.Tensor:
         """The image at ``path`` as a normalised (3, H, W) tensor.
@@ -102,6 +108,12 @@ class LoadLaVINImage:
             ValueError: the file is not a readable image (corrupt or truncated).
         """
         img = read_rgb(path, self.background, sample)
+        if self.pad_to_square and img.width != img.height:
+            side = max(img.size)
+            fill = tuple(int(255 * float(m)) for m in self.mean.flatten())
+            canvas = Image.new('RGB', (side, side), fill)
+            canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+            img = canvas
         img = img.resize((self.size[1], self.size[0]), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
         return (x.float() / 255.0 - self.mean) / self.std  # (3, H, W)
@@ -147,7 +159,10 @@ class TokenizeForLaVIN:
             ViT-L/14). None (the default in configs): filled in from the model by mma's Runner
             (:func:`mma.engine.sync_data_with_model`); set by hand it must match the model.
         overlong: ``'truncate_prompt'`` or ``'skip'``.
-        image_prefix, text_prefix: The ``"Image: "`` / ``"Image: N/A"`` prefixes.
+        image_prefix, text_prefix: The text before the visual tokens / in their place; None:
+            the template's (``"Image: "`` / ``"Image: N/A"`` for LaVIN's).
+        template: A registered prompt template (:mod:`mma.datasets.templates`): ``'lavin'``
+            (LaVIN's, the default) or ``'llava_v1'`` (LLaVA-1.5's conversation).
         with_answer: False for prediction: the text stops after the prompt, no labels.
         meta_keys: Sample keys copied into ``data_samples``.
     """
@@ -157,11 +172,11 @@ class TokenizeForLaVIN:
 
     def __init__(self, tokenizer=None, max_len: Optional[int] = 512,
                  num_visual_tokens: Optional[int] = None,
-                 overlong: str = 'truncate_prompt', image_prefix: str = 'Image: ',
-                 text_prefix: str = 'Image: N/A', with_answer: bool = True,
+                 overlong: str = 'truncate_prompt', image_prefix: Optional[str] = None,
+                 text_prefix: Optional[str] = None, with_answer: bool = True,
                  meta_keys: Sequence[str] = ('qid', 'answer_idx', 'choices', 'options',
                                              'subject', 'grade', 'has_hint', 'prompt',
-                                             'answer')):
+                                             'answer'), template: str = 'lavin'):
         if overlong not in OVERLONG_POLICIES:
             raise ValueError(f'overlong={overlong!r}; expected one of {OVERLONG_POLICIES}')
         if tokenizer is None:
@@ -180,29 +195,34 @@ class TokenizeForLaVIN:
         self.max_len = max_len
         self.num_visual_tokens = num_visual_tokens
         self.overlong = overlong
-        self.image_prefix, self.text_prefix = image_prefix, text_prefix
-        self._prefix_ids = {True: self.tokenizer.encode(image_prefix),
-                            False: self.tokenizer.encode(text_prefix)}
+        self.template = prompt_template(template)
+        self.image_prefix = self.template.image_prefix if image_prefix is None else image_prefix
+        self.text_prefix = self.template.text_prefix if text_prefix is None else text_prefix
+        self._prefix_ids = {True: self.tokenizer.encode(self.image_prefix),
+                            False: self.tokenizer.encode(self.text_prefix)}
         self.with_answer = with_answer
         self.meta_keys = tuple(meta_keys)
 
     def encode_piece(self, text: str) -> List[int]:
-        """Ids of ``text`` continuing earlier text as a new word (no BOS/EOS)."""
-        return self.tokenizer.encode(self._sep + text)
+        """Ids of ``text`` continuing earlier text: as a new word for LaVIN's template,
+        verbatim for templates that write their own spaces (no BOS/EOS)."""
+        return self.tokenizer.encode((self._sep if self.template.new_word else '') + text)
 
     def _pieces(self, results: dict) -> Tuple[List[int], List[int], List[int], bool]:
         has_image = results.get('img_path') is not None
         qid = results.get('qid', '?')
         if not (results.get('prompt') or '').strip():
             raise MMAUserError(f'sample {qid}: empty prompt (question)')
-        prompt = self.encode_piece(results['prompt'])
+        fmt = self.template.image_prompt if has_image else self.template.text_prompt
+        prompt = self.encode_piece(fmt.format(prompt=results['prompt']))
         ans = []
         if self.with_answer:
             answer = results.get('answer')
             if not isinstance(answer, str) or not answer.strip():
                 raise MMAUserError(f'sample {qid}: empty answer {answer!r}; training needs a '
                                    'target text (use with_answer=False for prediction)')
-            ans = self.encode_piece(answer) + [self.tokenizer.eos_id]
+            ans = self.encode_piece(self.template.answer.format(answer=answer)) + \
+                [self.tokenizer.eos_id]
         return self._prefix_ids[has_image], prompt, ans, has_image
 
     def measure(self, results: dict) -> Tuple[int, int, int]:

@@ -8,6 +8,7 @@ Features (``feature_type``):
 * ``'pooled'`` — the tower's own pooled output (open_clip's ``encode_image`` before
   normalisation; SigLIP's attention pool).
 """
+import os
 from types import ModuleType
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,7 +20,9 @@ from mma.slots import AdapterSlot, base_state_dict, linear_slots
 
 from . import native_tower, timm_tower
 from .base import VisionEncoder
-from .open_clip_towers import build_tower, load_tower_weights, preprocess_stats
+from .hf_clip import folder_vision_cfg
+from .open_clip_towers import (build_tower, load_tower_weights, preprocess_stats,
+                               refuse_towerless_llava)
 
 FEATURE_TYPES = ('cls', 'patch', 'pooled')
 
@@ -37,7 +40,9 @@ class CLIPViT(VisionEncoder):
             the head count.
         quick_gelu: Force QuickGELU (needed by OpenAI weights); default from the model config.
         pretrained: Local weights file (open_clip/OpenAI state dict, ``.safetensors`` or OpenAI
-            TorchScript), loaded by :meth:`load_pretrained`, never at construction.
+            TorchScript), loaded by :meth:`load_pretrained`, never at construction. With
+            ``model_name=None`` and no ``vision_cfg``, an HF CLIP or llava-hf folder whose
+            ``config.json`` gives the tower's sizes (:func:`~.hf_clip.folder_vision_cfg`).
         feature_type: ``'cls'``, ``'patch'`` or ``'pooled'`` (see the module docstring).
         feature_every: ``'cls'``: the class token after every k-th block (k=4 gives 6 tokens on
             ViT-L/14).
@@ -54,6 +59,14 @@ class CLIPViT(VisionEncoder):
                  patch_layer: int = -2, image_mean: Optional[Sequence[float]] = None,
                  image_std: Optional[Sequence[float]] = None):
         super().__init__()
+        if model_name is None and vision_cfg is None and pretrained is not None:
+            found = folder_vision_cfg(pretrained) if os.path.isdir(pretrained) else None
+            if found is None:
+                refuse_towerless_llava(pretrained)
+                raise ValueError(f'CLIPViT: model_name and vision_cfg are None and {pretrained} '
+                                 'has no HF config.json to read the tower from')
+            vision_cfg = found[0]
+            quick_gelu = found[1] if quick_gelu is None else quick_gelu
         self.model_name = model_name if vision_cfg is None else None
         self.pretrained = pretrained
         self.tower = build_tower(model_name, vision_cfg, quick_gelu)

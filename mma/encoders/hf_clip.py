@@ -5,7 +5,7 @@ weights in open_clip are ``ViT-L-14-336-quickgelu``. The mapping is one-to-one e
 q/k/v apart (open_clip packs them into ``in_proj``) and stores the projection transposed.
 """
 import re
-from typing import Dict
+from typing import Dict, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -27,8 +27,37 @@ _RENAMES = (  # HF name (after vision_model.) -> open_clip name
 _QKV = re.compile(r'^encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 
 
+#: Where other layouts keep ``CLIPVisionModel``'s ``vision_model.*``: llava-hf saved by
+#: transformers 4 / 5, transformers 5's in-memory LLaVA, and a bare ``CLIPVisionModel`` saved by
+#: transformers 5 (no ``vision_model.`` level).
+_TOWER_PREFIXES = ('vision_tower.vision_model.', 'model.vision_tower.vision_model.',
+                   'vision_tower.', 'model.vision_tower.', '')
+_BARE = ('embeddings.', 'encoder.layers.', 'pre_layrnorm.', 'post_layernorm.')
+
+
 def is_hf_clip(state_dict: Dict[str, Tensor]) -> bool:
     return any(k.startswith(HF_PREFIX) for k in state_dict)
+
+
+def hf_tower_prefix(keys: Iterable[str]) -> Optional[str]:
+    """What comes before ``CLIPVisionModel``'s ``embeddings.*`` / ``encoder.layers.*`` names in
+    ``keys`` (``'vision_model.'``, a LLaVA layout's prefix, ``''``); None: no HF CLIP tower."""
+    keys = list(keys)
+    for prefix in (HF_PREFIX, ) + _TOWER_PREFIXES:
+        if any(k.startswith(prefix) and k[len(prefix):].startswith(_BARE) for k in keys):
+            return prefix
+    return None
+
+
+def hf_vision_keys(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """The HF CLIP vision tensors of a llava-hf or transformers 5 ``CLIPVisionModel`` state dict
+    under ``vision_model.*`` (a LLaVA folder's language model and projector dropped); any other
+    state dict is returned as it is."""
+    prefix = hf_tower_prefix(state_dict)
+    if prefix is None or prefix == HF_PREFIX:
+        return state_dict
+    return {HF_PREFIX + k[len(prefix):]: v for k, v in state_dict.items()
+            if k.startswith(prefix) and k[len(prefix):].startswith(_BARE)}
 
 
 def hf_clip_to_open_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -60,3 +89,35 @@ def hf_clip_to_open_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         out[f'transformer.resblocks.{layer}.attn.in_proj_{kind}'] = torch.cat(
             [parts['q'], parts['k'], parts['v']], dim=0)
     return out
+
+
+#: transformers' ``CLIPVisionConfig`` defaults (llava-hf's transformers 4 ``vision_config`` states
+#: only the fields that differ from them).
+_CLIP_VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, projection_dim=512,
+                             num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                             patch_size=32, hidden_act='quick_gelu')
+
+
+def folder_vision_cfg(folder: str) -> Optional[Tuple[dict, bool]]:
+    """``(open_clip vision_cfg with embed_dim, quick_gelu)`` of an HF CLIP or llava-hf folder's
+    ``config.json`` (its ``vision_config``, or a ``CLIPVisionModel``'s own fields); None when the
+    folder has no such config (the tower is then named by ``model_name``)."""
+    import json
+    import os
+    file = os.path.join(folder, 'config.json')
+    if not os.path.isfile(file):
+        return None
+    with open(file, encoding='utf-8') as f:
+        cfg = json.load(f)
+    if cfg.get('model_type') != 'clip_vision_model':
+        cfg = cfg.get('vision_config')
+    if not cfg:
+        return None
+    c = {**_CLIP_VISION_DEFAULTS, **cfg}
+    if c['hidden_act'] not in ('quick_gelu', 'gelu'):
+        raise ValueError(f"{file}: vision hidden_act={c['hidden_act']!r} has no open_clip tower")
+    width = c['hidden_size']
+    return (dict(image_size=c['image_size'], patch_size=c['patch_size'], width=width,
+                 layers=c['num_hidden_layers'], head_width=width // c['num_attention_heads'],
+                 mlp_ratio=c['intermediate_size'] / width, embed_dim=c['projection_dim']),
+            c['hidden_act'] == 'quick_gelu')

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from mma.errors import CorruptFileError
 
-from .hf_clip import hf_clip_to_open_clip, is_hf_clip
+from .hf_clip import HF_PREFIX, hf_clip_to_open_clip, hf_tower_prefix, hf_vision_keys, is_hf_clip
 
 # open_clip's defaults (``open_clip.constants.OPENAI_DATASET_MEAN/STD``), used when a tower's
 # config and pretrained tags say nothing.
@@ -89,6 +89,10 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     under ``state_dict``), a ``.safetensors`` file, OpenAI's TorchScript archive, or a folder
     holding one of :data:`FOLDER_FILES` (an HF or open_clip hub download)."""
     if os.path.isdir(path):
+        refuse_towerless_llava(path)
+        index = os.path.join(path, 'model.safetensors.index.json')
+        if os.path.isfile(index):  # a sharded folder (llava-hf): the tower's tensors only
+            return _tower_tensors_of_shards(path, index)
         found = [f for f in FOLDER_FILES if os.path.isfile(os.path.join(path, f))]
         if not found:
             raise FileNotFoundError(f'CLIP weights folder {path} holds none of '
@@ -116,6 +120,39 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     return dict(sd)
 
 
+def refuse_towerless_llava(folder: str) -> None:
+    """LLaVA's own release folders (``model_type: llava_llama``) hold no tower: say where it is."""
+    import json
+    file = os.path.join(folder, 'config.json')
+    if not os.path.isfile(file):
+        return
+    with open(file, encoding='utf-8') as f:
+        cfg = json.load(f)
+    if cfg.get('model_type') == 'llava_llama':
+        raise ValueError(f'{folder} is a LLaVA release folder, which holds no vision tower: its '
+                         f"config names mm_vision_tower={cfg.get('mm_vision_tower')!r}; set the "
+                         'encoder\'s pretrained to that CLIP folder (docs/weights.md, "Starting '
+                         'from LLaVA-1.5")')
+
+
+def _tower_tensors_of_shards(folder: str, index: str) -> Dict[str, Tensor]:
+    """The vision tower tensors of a sharded safetensors folder (other tensors are not read)."""
+    import json
+    from safetensors import safe_open
+    with open(index, encoding='utf-8') as f:
+        weight_map = json.load(f)['weight_map']
+    prefix = hf_tower_prefix(weight_map)
+    files: Dict[str, list] = {}
+    for key, file in weight_map.items():
+        if prefix in (None, HF_PREFIX) or key.startswith(prefix):
+            files.setdefault(file, []).append(key)
+    sd = {}
+    for file, names in files.items():
+        with safe_open(os.path.join(folder, file), framework='pt') as f:
+            sd.update({k: f.get_tensor(k) for k in names})
+    return hf_vision_keys(sd)
+
+
 def _is_torchscript(path: str) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -133,8 +170,9 @@ def load_tower_weights(tower: nn.Module, path: str, what: str,
     (default: its whole state dict; the encoder passes it without the adapters in its slots, which
     are left as they are). ``what`` names the tower in errors.
     """
-    sd = load_clip_state_dict(path)
-    if is_hf_clip(sd):
+    sd = hf_vision_keys(load_clip_state_dict(path))
+    hf = is_hf_clip(sd)
+    if hf:
         sd = hf_clip_to_open_clip(sd)
     if any(k.startswith('visual.') for k in sd):
         sd = {k[len('visual.'):]: v for k, v in sd.items() if k.startswith('visual.')}
@@ -144,6 +182,10 @@ def load_tower_weights(tower: nn.Module, path: str, what: str,
                     next(iter(own)))  # the patch embedding: a key every reader recognises
         raise ValueError(f'{path} does not look like CLIP vision weights: expected keys like '
                          f'visual.{hint} ({what}), found e.g. {sorted(sd)[:5]}')
+    if hf and 'proj' in own and 'proj' not in sd and getattr(tower, 'proj', None) is not None:
+        # a CLIPVisionModel (LLaVA's tower) has no projection to the joint space: nor has this
+        tower.proj = None
+        own = {k: v for k, v in own.items() if k != 'proj'}
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .args import LLaMAArgs
 from .families import family_for
+from .family import llm_config
 from .families.llama import read_meta_params
 from .hf_format import hf_permute, hf_unpermute, iter_hf_state_dict  # noqa: F401  (re-exported)
 from .meta_format import _mmap_load, iter_meta_state_dict, meta_shards, save_meta_checkpoint  # noqa: F401,E501
@@ -58,7 +59,7 @@ def read_llama_args(path: str) -> dict:
             kw['vocab_size'] = checkpoint_vocab_size(path)
     else:
         file = os.path.join(path, 'config.json')
-        cfg = _read_json(file)
+        cfg = llm_config(_read_json(file))  # a LLaVA folder: its language model's config
         kw = family_for(cfg, file).read_hf_config(cfg, file)
     if kw.get('n_kv_heads') is None:
         kw.pop('n_kv_heads', None)
@@ -91,7 +92,7 @@ def checkpoint_vocab_size(path: str) -> int:
         sd = _mmap_load(meta_shards(path)[0])
         return sd['tok_embeddings.weight'].shape[0]
     with open(os.path.join(path, 'config.json')) as f:
-        return json.load(f)['vocab_size']
+        return llm_config(json.load(f))['vocab_size']
 
 
 def check_tokenizer_vocab(tokenizer, vocab_size: int, what: str) -> None:

@@ -76,9 +76,38 @@ def register_family(family: LLMFamily, force: bool = False) -> LLMFamily:
     return family
 
 
+#: ``model_type`` s of LLaVA folders whose LLM mma reads: llava-hf's
+#: ``LlavaForConditionalGeneration`` (``text_config`` holds the LLM's config) and LLaVA's own
+#: release (a LLaMA config plus ``mm_*``).
+LLAVA_TYPES = ('llava', 'llava_llama')
+#: transformers' ``LlamaConfig`` defaults: llava-hf's transformers 4 ``text_config`` states only
+#: the fields that differ from them (vicuna-7b's sizes are these defaults).
+_LLAMA_DEFAULTS = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008,
+                       num_hidden_layers=32, num_attention_heads=32,
+                       max_position_embeddings=2048, rms_norm_eps=1e-6, hidden_act='silu')
+
+
+def llm_config(cfg: dict) -> dict:
+    """The LLM's part of an HF ``config.json`` dict: the dict itself, or a LLaVA folder's
+    language model config (``text_config``, LlamaConfig defaults filled in; LLaVA's release
+    ``llava_llama`` is a LLaMA config)."""
+    model_type = cfg.get('model_type')
+    if model_type == 'llava_llama':
+        return dict(cfg, model_type='llama')
+    if model_type != 'llava':
+        return cfg
+    text = dict(cfg.get('text_config') or {})
+    text.setdefault('model_type', 'llama')
+    if text['model_type'] == 'llama':
+        text = {**_LLAMA_DEFAULTS, **text}
+    text.setdefault('tie_word_embeddings', cfg.get('tie_word_embeddings', False))
+    return text
+
+
 def family_for(cfg: dict, path: str = 'config.json') -> LLMFamily:
-    """The family of an HF ``config.json`` dict (by ``model_type``, default ``'llama'``)."""
-    model_type = cfg.get('model_type', 'llama')
+    """The family of an HF ``config.json`` dict (by ``model_type``, default ``'llama'``; a LLaVA
+    folder's by its language model, :func:`llm_config`)."""
+    model_type = llm_config(cfg).get('model_type', 'llama')
     for family in FAMILIES.values():
         if model_type in family.model_types:
             return family

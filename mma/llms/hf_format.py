@@ -5,7 +5,7 @@ rotary layout."""
 import json
 import os
 import re
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from torch import Tensor
 
@@ -13,7 +13,7 @@ from mma.fileio import open_safetensors
 
 from .args import LLaMAArgs
 from .families import family_for
-from .family import LLMFamily, Split, split_rows
+from .family import LLAVA_TYPES, LLMFamily, Split, llm_config, split_rows
 from .meta_format import Cast, _mmap_load, _release
 
 #: Keys outside the blocks, the same in every LLaMA-like family.
@@ -65,6 +65,25 @@ def _iter_hf_file(file: str) -> Iterator[Tuple[str, Tensor, bool]]:
             yield key, sd.pop(key), True
 
 
+#: A LLaVA folder's LLM keys -> a causal LM's: llava-hf saved by transformers 4 or 5
+#: (``language_model.model.*``) and transformers 5's in-memory names (``model.language_model.*``).
+_LLAVA_LLM_PREFIXES = (('language_model.model.', 'model.'), ('language_model.lm_head.', 'lm_head.'),
+                       ('model.language_model.', 'model.'))
+#: The other parts of a LLaVA folder (tower, projector), which the LLM's reader skips.
+_LLAVA_OTHER = ('vision_tower.', 'multi_modal_projector.', 'model.vision_tower.',
+                'model.multi_modal_projector.', 'model.mm_projector.', 'model.image_newline')
+
+
+def llava_llm_key(key: str) -> Optional[str]:
+    """A LLaVA folder's key as the causal LM's key, None for the tower's and projector's."""
+    if key.startswith(_LLAVA_OTHER):
+        return None
+    for old, new in _LLAVA_LLM_PREFIXES:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
 def hf_key_to_mma(key: str, family: LLMFamily) -> Union[None, str, Tuple[str, Split]]:
     """mma's name of an HF key by the family's key map: a name, ``(layer prefix, split)`` for a
     fused tensor, or None for keys to skip (``rotary_emb.inv_freq``)."""
@@ -97,13 +116,16 @@ def iter_hf_state_dict(path: str, cast: Cast) -> Iterator[Tuple[str, Tensor]]:
     file = os.path.join(path, 'config.json')
     with open(file, encoding='utf-8') as f:
         cfg = json.load(f)
+    llava = cfg.get('model_type') in LLAVA_TYPES  # the LLM's keys of an image-text folder
+    cfg = llm_config(cfg)
     family = family_for(cfg, file)
     args = LLaMAArgs(**family.read_hf_config(cfg, file))
     seen_output = False
     embed = None
     for file in files:
         for key, raw, mapped in _iter_hf_file(file):
-            name = hf_key_to_mma(key, family)
+            name = llava_llm_key(key) if llava else key
+            name = name and hf_key_to_mma(name, family)
             if name is None:
                 continue
             pieces = [(name, raw)] if isinstance(name, str) else _split(key, raw, *name, args)

@@ -8,7 +8,7 @@ null in an earlier file (Qwen's ``"bos_token": null``) means "none"; nothing is 
 """
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mma.registry import TOKENIZERS
 
@@ -69,6 +69,22 @@ def special_token_ids(folder: str, vocab: Dict[str, int]) -> Dict[str, Optional[
     return {role: found.get(role) for role in _ROLES}
 
 
+def folder_stop_ids(folder: str, eos_id: Optional[int], size: int) -> Tuple[int, ...]:
+    """Every id that ends a reply: the EOS token (``tokenizer_config.json``) and each id of
+    ``generation_config.json``'s ``eos_token_id`` (Llama-3.1: ``<|end_of_text|>``,
+    ``<|eom_id|>``, ``<|eot_id|>``; Qwen2.5: ``<|im_end|>``, ``<|endoftext|>``)."""
+    ids = [] if eos_id is None else [int(eos_id)]
+    gen = _read_json(os.path.join(folder, 'generation_config.json')) or {}
+    listed = gen.get('eos_token_id')
+    for i in (listed if isinstance(listed, list) else [listed] if listed is not None else []):
+        if not 0 <= int(i) < size:
+            raise ValueError(f'{folder}/generation_config.json: eos_token_id {i} is outside the '
+                             'vocabulary of the tokenizer.json next to it')
+        if int(i) not in ids:
+            ids.append(int(i))
+    return tuple(ids)
+
+
 @TOKENIZERS.register_module()
 class HFTokenizer:
     """An HF ``tokenizer.json`` with mma's tokenizer interface (as :class:`SentencePieceTokenizer`).
@@ -83,6 +99,7 @@ class HFTokenizer:
 
     Attributes:
         bos_id, eos_id: Ids of the files' BOS/EOS tokens; None when there is none.
+        stop_ids: Every id that ends decoding (:func:`folder_stop_ids`), EOS first.
         pad_id: The pad token's id; -1 when there is none (as SentencePiece's LLaMA tokenizer).
         vocab_size: Largest id + 1 (base vocabulary and added tokens); the embedding of the
             weights may have more rows (Qwen pads it), see
@@ -104,6 +121,8 @@ class HFTokenizer:
         self.vocab_size = max(vocab.values()) + 1
         ids = special_token_ids(os.path.dirname(os.path.abspath(path)), vocab)
         self.bos_id, self.eos_id = ids['bos'], ids['eos']
+        self.stop_ids = folder_stop_ids(os.path.dirname(os.path.abspath(path)), self.eos_id,
+                                        self.vocab_size)
         self.pad_id = ids['pad'] if ids['pad'] is not None else -1
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> List[int]:

@@ -78,6 +78,8 @@ def _family_tokenizer_file(folder: str) -> Optional[str]:
     try:
         with open(file, encoding='utf-8') as f:
             cfg = json.load(f)
+        if cfg.get('model_type') == 'llava':  # llava-hf: tokenizer.json holds its added tokens
+            return 'tokenizer.json'
         return family_for(cfg, file).tokenizer_file
     except (ValueError, UnicodeDecodeError):  # not a family's config: the default order
         return None

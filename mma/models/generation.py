@@ -11,7 +11,7 @@ the KV cache holds keys and values only. The LLM is used through its contract
 """
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,7 @@ class GenerationConfig:
         top_p: Nucleus sampling mass (used when ``temperature > 0``).
         stop_at_eos: Stop a sample at the EOS token (not included in its output).
         stop_strings: Stop a sample once its text contains one of these; the text is cut before it.
+            A special token's text (``<|eot_id|>``) stops at that token (decoded text skips it).
         stop_pattern: A regex; a sample stops once its text matches (text kept through the match).
             :data:`ANSWER_PATTERN` gives the answer-aware early stop of multiple-choice evaluation.
         seed: Seed of the sampling generator (None: torch's global RNG).
@@ -85,25 +86,29 @@ def routing_context(pad: Tensor) -> RoutingContext:
 
 
 def prefill(llm: LLMBackbone, embeds: Tensor, pad: Tensor, cache: KVCache,
-            ctx: RoutingContext) -> Tensor:
+            ctx: RoutingContext, modality_col: Optional[Tensor] = None) -> Tensor:
     """Run the left-aligned prompt (B, T, D) into an empty cache; returns last logits (B, V).
 
     Router weights are computed here from each row's modality token and kept in ``ctx``.
+    ``modality_col``: the modality token's column (default ``pad``; ``pad - 1``, before the row,
+    for rows without one, whose routing weights ``ctx`` already holds).
     """
     if cache.length:
         raise ValueError('prefill needs an empty KVCache')
     b, t, _ = embeds.shape
-    hidden = llm(embeds, positions(pad, 0, t), modality_mask(pad, 0, t, t), ctx, cache)
+    mcol = pad if modality_col is None else modality_col
+    hidden = llm(embeds, positions(pad, 0, t), modality_mask(mcol, 0, t, t), ctx, cache)
     return llm.head(hidden[:, -1]).float()
 
 
 def decode_one_token(llm: LLMBackbone, token: Tensor, pad: Tensor, cache: KVCache,
-                     ctx: RoutingContext) -> Tensor:
+                     ctx: RoutingContext, modality_col: Optional[Tensor] = None) -> Tensor:
     """Feed one token per row (B,) after the cached columns; returns its logits (B, V). The
-    router weights come from ``ctx`` (kept at prefill)."""
+    router weights come from ``ctx`` (kept at prefill); ``modality_col`` as in :func:`prefill`."""
     start = cache.length
     embeds = llm.embed(token[:, None])  # (B, 1, D)
-    hidden = llm(embeds, positions(pad, start, 1), modality_mask(pad, start, 1, start + 1), ctx,
+    mcol = pad if modality_col is None else modality_col
+    hidden = llm(embeds, positions(pad, start, 1), modality_mask(mcol, start, 1, start + 1), ctx,
                  cache)
     return llm.head(hidden[:, -1]).float()
 
@@ -121,6 +126,26 @@ def sample_next(logits: Tensor, temperature: float = 0.0, top_p: float = 1.0,
     return order.gather(-1, pick).squeeze(-1)
 
 
+def stop_ids(tokenizer) -> Collection[int]:
+    """Every id that ends decoding: the tokenizer's ``stop_ids`` (an HF folder's
+    ``generation_config.json`` list and ``tokenizer_config.json`` EOS), else its ``eos_id``."""
+    ids = getattr(tokenizer, 'stop_ids', None)
+    if ids:
+        return frozenset(ids)
+    return frozenset() if tokenizer.eos_id is None else frozenset([tokenizer.eos_id])
+
+
+def _special_stops(cfg: GenerationConfig, encode, decode) -> Collection[int]:
+    """Ids of the stop strings that are one special token each (decoded text never shows
+    them, so they stop by id)."""
+    out = set()
+    for s in cfg.stop_strings:
+        ids = encode(s) if encode is not None and decode is not None and s else []
+        if len(ids) == 1 and decode(ids) == '':
+            out.add(ids[0])
+    return out
+
+
 def _stop_text(text: str, cfg: GenerationConfig) -> Optional[str]:
     """The final text if ``text`` triggers a stop string or the stop pattern, else None."""
     cuts = [text.find(s) for s in cfg.stop_strings if s and s in text]
@@ -135,20 +160,26 @@ def _stop_text(text: str, cfg: GenerationConfig) -> Optional[str]:
 
 @torch.inference_mode()
 def generate(llm: LLMBackbone, embeds: Tensor, lengths: Tensor, cfg: GenerationConfig,
-             decode: Optional[Callable[[List[int]], str]] = None, eos_id: Optional[int] = None,
+             decode: Optional[Callable[[List[int]], str]] = None,
+             eos_id: Union[None, int, Collection[int]] = None,
              on_text: Optional[Callable[[int, str], None]] = None,
-             return_logits: bool = False) -> GenerationOutput:
+             return_logits: bool = False, routing: Optional[Dict[nn.Module, Tensor]] = None,
+             encode: Optional[Callable[[str], List[int]]] = None) -> GenerationOutput:
     """Generate continuations of a batch of assembled prompts.
 
     Args:
         llm: The LLM backbone.
-        embeds: (B, T, D) right-padded prompt embeddings whose column 0 is the modality token.
+        embeds: (B, T, D) right-padded prompt embeddings whose column 0 is the modality token
+            (none with ``routing``).
         lengths: (B,) real length of each row of ``embeds``.
         cfg: Decoding settings.
         decode: ids -> text (the tokenizer's); needed for texts, stop strings and patterns.
-        eos_id: The EOS id (``cfg.stop_at_eos``).
+        eos_id: The EOS id, or every stop id of the model (``cfg.stop_at_eos``).
         on_text: Streaming callback ``(sample index, new text)`` called as text appears.
         return_logits: Keep each step's (B, V) logits (tests).
+        routing: Router weights computed beforehand (routed adapter -> (B, 1, K),
+            :func:`mma.models.modality.modality_routing`): the rows hold no modality token.
+        encode: text -> ids without BOS; stop strings that are one special token stop by id.
     """
     b = embeds.shape[0]
     embeds, pad = left_align(embeds, lengths)
@@ -162,8 +193,13 @@ def generate(llm: LLMBackbone, embeds: Tensor, lengths: Tensor, cfg: GenerationC
     final: List[Optional[str]] = [None] * b
     counts = [0] * b
     all_logits = []
-    ctx = routing_context(pad)
-    logits = prefill(llm, embeds, pad, cache, ctx)
+    ctx, mcol = routing_context(pad), None
+    if routing is not None:  # no modality column: a virtual one before each row
+        ctx, mcol = RoutingContext(cache=dict(routing)), pad - 1
+    stops = {eos_id} if isinstance(eos_id, int) else set(eos_id or ())
+    stops = stops if cfg.stop_at_eos else set()
+    stops |= _special_stops(cfg, encode, decode)
+    logits = prefill(llm, embeds, pad, cache, ctx, mcol)
     steps = 0
     for step in range(cfg.max_new_tokens):
         if return_logits:
@@ -174,7 +210,7 @@ def generate(llm: LLMBackbone, embeds: Tensor, lengths: Tensor, cfg: GenerationC
             if final[i] is not None:
                 continue
             counts[i] += 1
-            if cfg.stop_at_eos and tok == eos_id:
+            if tok in stops:
                 final[i] = texts[i]
                 continue
             tokens[i].append(tok)
@@ -190,7 +226,7 @@ def generate(llm: LLMBackbone, embeds: Tensor, lengths: Tensor, cfg: GenerationC
                 final[i] = stopped
         if all(f is not None for f in final) or step == cfg.max_new_tokens - 1:
             break
-        logits = decode_one_token(llm, nxt, pad, cache, ctx)
+        logits = decode_one_token(llm, nxt, pad, cache, ctx, mcol)
     return GenerationOutput(tokens=tokens, texts=[f if f is not None else t
                                                   for f, t in zip(final, texts)],
                             num_generated=counts, steps=steps, logits=all_logits,

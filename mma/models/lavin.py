@@ -1,11 +1,8 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
-import contextlib
-import logging
 from typing import Dict, List, Optional, Set, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -15,9 +12,11 @@ from mma.routers.routing import RoutingContext
 from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text
 from mma.slots import AdapterSlot
 
-from .generation import GenerationConfig, GenerationOutput
+from .generation import GenerationConfig, GenerationOutput, stop_ids
 from .generation import generate as _generate
+from .entry_helpers import as_dict, init_report_to_log_file_only
 from .masks import modality_mask
+from .modality import context_routing
 
 __all__ = ['IGNORE_INDEX', 'LaVIN', 'text_lengths']
 
@@ -66,6 +65,9 @@ class LaVIN(BaseModel):
         adapter_checkpoint: Adapter weights loaded by :meth:`init_weights` after the base
             weights: an mma adapter checkpoint, an mmengine checkpoint or a reference LaVIN
             ``checkpoint-N.pth`` (see :mod:`mma.models.adapter_checkpoint`).
+        modality_in_sequence: True (LaVIN): the modality token is position 0 of every row. False:
+            rows are the base model's own (LLaVA-1.5: ids and positions unchanged) and the
+            routers read the token run alone (:mod:`mma.models.modality`, the same weights).
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
@@ -76,8 +78,9 @@ class LaVIN(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
                  generation_cfg: Optional[dict] = None,
-                 adapter_checkpoint: Optional[str] = None):
+                 adapter_checkpoint: Optional[str] = None, modality_in_sequence: bool = True):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.modality_positions = int(bool(modality_in_sequence))  # columns before the text
         self.adapter_checkpoint = adapter_checkpoint
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
@@ -143,7 +146,8 @@ class LaVIN(BaseModel):
             labels: (B, L) target ids aligned with ``input_ids``, ``IGNORE_INDEX`` elsewhere.
 
         Returns:
-            ``embeds`` (B, T, D) with T = 1 + L + k·any(has_image), ``labels`` (B, T) or None.
+            ``embeds`` (B, T, D) with T = m + L + k·any(has_image) (m: :attr:`modality_positions`),
+            ``labels`` (B, T) or None, ``has_image`` (B,) as the model sees it.
         """
         b, length = input_ids.shape
         has_image = has_image.bool()
@@ -165,13 +169,16 @@ class LaVIN(BaseModel):
             rows = has_image.nonzero().squeeze(1)
             cols = visual_pos[rows][:, None] + torch.arange(k, device=body.device)  # (N, k)
             body = body.index_put((rows[:, None].expand_as(cols), cols), vis)
-        mod = self.modality_embedding(has_image.long()).to(body.dtype)[:, None]  # (B, 1, D)
-        embeds = torch.cat([mod, body], dim=1)
+        m = self.modality_positions
+        embeds = body
+        if m:
+            mod = self.modality_embedding(has_image.long()).to(body.dtype)[:, None]  # (B, 1, D)
+            embeds = torch.cat([mod, body], dim=1)
         out_labels = None
         if labels is not None:
-            out_labels = labels.new_full((b, 1 + body_len), IGNORE_INDEX)
-            out_labels[:, 1:] = out_labels[:, 1:].scatter(1, dest, labels)
-        return dict(embeds=embeds, labels=out_labels)
+            out_labels = labels.new_full((b, m + body_len), IGNORE_INDEX)
+            out_labels[:, m:] = out_labels[:, m:].scatter(1, dest, labels)
+        return dict(embeds=embeds, labels=out_labels, has_image=has_image)
 
     @staticmethod
     def attention_mask(t: int, device: torch.device) -> Tensor:
@@ -179,9 +186,17 @@ class LaVIN(BaseModel):
         (:func:`~mma.models.masks.modality_mask`, the rule generation uses too)."""
         return modality_mask(torch.zeros(1, dtype=torch.long, device=device), 0, t, t)
 
-    def hidden_states(self, embeds: Tensor, ctx: Optional[RoutingContext] = None) -> Tensor:
-        """Run the LLM on assembled (B, T, D) embeddings; routing input is token 0."""
+    def hidden_states(self, embeds: Tensor, ctx: Optional[RoutingContext] = None,
+                      has_image: Optional[Tensor] = None) -> Tensor:
+        """Run the LLM on assembled (B, T, D) embeddings; routing input is token 0, or without
+        a modality token in the sequence, the token of ``has_image`` (B,) run alone."""
         b, t, _ = embeds.shape
+        if not self.modality_positions:  # causal attention over the base model's own rows
+            if ctx is None and has_image is None:
+                raise ValueError('hidden_states: a model without the modality token in the '
+                                 "sequence needs has_image (assemble's) or a routing context")
+            return self.llm(embeds, ctx=ctx or context_routing(self.llm, self.modality_embedding,
+                                                               has_image))
         if ctx is None:
             ctx = RoutingContext(token_index=embeds.new_zeros(b, dtype=torch.long))
         return self.llm(embeds, mask=self.attention_mask(t, embeds.device), ctx=ctx)
@@ -198,7 +213,7 @@ class LaVIN(BaseModel):
         """
         seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
                             inputs.get('images'), inputs.get('labels'))
-        hidden = self.hidden_states(seq['embeds'])
+        hidden = self.hidden_states(seq['embeds'], has_image=seq['has_image'])
         if mode == 'tensor':
             return self.llm.head(hidden)
         if mode == 'loss':
@@ -226,7 +241,8 @@ class LaVIN(BaseModel):
         """(B,) length of each assembled row: modality token + text (+ visual tokens)."""
         ids, lengths = inputs['input_ids'], text_lengths(inputs)
         k = self.num_visual_tokens if inputs.get('images') is not None else 0
-        return num_positions(lengths.to(ids.device), inputs['has_image'], k)
+        return num_positions(lengths.to(ids.device), inputs['has_image'], k,
+                             self.modality_positions)
 
     @torch.no_grad()
     def generate(self, inputs: dict, on_text=None, return_logits: bool = False,
@@ -240,10 +256,13 @@ class LaVIN(BaseModel):
         seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
                             inputs.get('images'))
         tok = self.tokenizer
+        routing = None if self.modality_positions else context_routing(
+            self.llm, self.modality_embedding, seq['has_image']).cache
         return _generate(self.llm, seq['embeds'], self.prompt_lengths(inputs), gcfg,
                          decode=tok.decode if tok is not None else None,
-                         eos_id=tok.eos_id if tok is not None else None, on_text=on_text,
-                         return_logits=return_logits)
+                         eos_id=stop_ids(tok) if tok is not None else None, on_text=on_text,
+                         return_logits=return_logits, routing=routing,
+                         encode=tok.encode if tok is not None else None)
 
     @torch.no_grad()
     def choice_logliks(self, inputs: dict) -> List[List[float]]:
@@ -272,7 +291,8 @@ class LaVIN(BaseModel):
         batch = {k: v.to(own.device) for k, v in batch.items()}
         seq = self.assemble(batch['input_ids'], batch['has_image'], batch['visual_pos'], images,
                             batch['labels'])
-        logp = torch.log_softmax(self.llm.head(self.hidden_states(seq['embeds'])).float(), -1)
+        hidden = self.hidden_states(seq['embeds'], has_image=seq['has_image'])
+        logp = torch.log_softmax(self.llm.head(hidden).float(), -1)
         targets = seq['labels'][:, 1:]
         sel = targets != IGNORE_INDEX
         tok_logp = logp[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
@@ -295,7 +315,7 @@ class LaVIN(BaseModel):
         if how not in predictors:
             raise ValueError(f'unknown prediction {how!r}; expected one of {sorted(predictors)}')
         b = inputs['input_ids'].shape[0]
-        samples = [_as_dict(s) for s in data_samples] if data_samples else [{} for _ in range(b)]
+        samples = [as_dict(s) for s in data_samples] if data_samples else [{} for _ in range(b)]
         predictors[how](inputs, samples)
         return samples
 
@@ -347,9 +367,9 @@ class LaVIN(BaseModel):
         both otherwise): ids of another vocabulary would silently mean other tokens.
         """
         if not any(p.is_meta for p in self.parameters()):
-            with _init_report_to_log_file_only():
+            with init_report_to_log_file_only():
                 super().init_weights()
-        for part in (self.llm, self.vision):
+        for part in (self.llm, self.vision, getattr(self, 'projector', None)):
             if part is not None and hasattr(part, 'load_pretrained'):
                 part.load_pretrained()
         if self._tokenizer is not None:
@@ -369,26 +389,3 @@ def text_lengths(inputs: dict) -> Tensor:
         raise ValueError("inputs['lengths'] is missing: batch samples with mma_collate, or pass "
                          'the (B,) text length of each row')
     return inputs['lengths']
-
-
-@contextlib.contextmanager
-def _init_report_to_log_file_only():
-    """mmengine's ``init_weights`` writes a per-parameter report into the log file of a Runner,
-    and without one (chat, merging, benchmarks) prints it, a few lines per parameter, to the
-    console. Keep the log-file report; drop the console one (and other INFO lines of the call)."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _as_dict(sample) -> dict:
-    """A data sample (dict or mmengine data element) as a new plain dict."""
-    if isinstance(sample, dict):
-        return dict(sample)
-    if hasattr(sample, 'to_dict'):
-        return dict(sample.to_dict())
-    return dict(vars(sample))

@@ -5,6 +5,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from mma.models.modality import context_routing
 from mma.routers import RoutingContext
 
 _LAYER = re.compile(r'layers\.(\d+)\.(\w+)$')
@@ -33,7 +34,10 @@ def router_weights(model) -> Dict[str, Tensor]:
         seq = model.assemble(ids, torch.tensor([True, False], device=ids.device))
         ctx = RoutingContext(token_index=torch.zeros(2, dtype=torch.long, device=ids.device),
                              cache={})
-        model.hidden_states(seq['embeds'], ctx)
+        if model.modality_positions:
+            model.hidden_states(seq['embeds'], ctx)
+        else:  # the modality token is not in the sequence: the routers read it run alone
+            ctx = context_routing(model.llm, model.modality_embedding, seq['has_image'])
     finally:
         model.train(was_training)
     out = {name: w[:, 0] for name, w in llm_routing(model, ctx.cache).items()}
