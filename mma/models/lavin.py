@@ -18,6 +18,7 @@ from mma.slots import AdapterSlot
 from .generation import GenerationConfig, GenerationOutput
 from .generation import generate as _generate
 from .masks import modality_mask
+from .packing import packed_hidden_states
 
 __all__ = ['IGNORE_INDEX', 'LaVIN', 'text_lengths']
 
@@ -198,7 +199,12 @@ class LaVIN(BaseModel):
         """
         seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
                             inputs.get('images'), inputs.get('labels'))
-        hidden = self.hidden_states(seq['embeds'])
+        if mode == 'loss' and inputs.get('pack_max_tokens'):  # mma_pack_collate: packed rows
+            hidden, seq['labels'], _ = packed_hidden_states(
+                self.llm, seq['embeds'], seq['labels'], self.prompt_lengths(inputs),
+                inputs['pack_max_tokens'], inputs.get('pack_mask', 'auto'))
+        else:
+            hidden = self.hidden_states(seq['embeds'])
         if mode == 'tensor':
             return self.llm.head(hidden)
         if mode == 'loss':
