@@ -116,6 +116,7 @@ def test_routing_reads_each_samples_own_modality_token():
     assert changed.tolist() == [False, True, False, False, False, False]
 
 
+@pytest.mark.filterwarnings('ignore:flex_attention called without torch.compile')
 @torch.no_grad()
 def test_flex_block_mask_equals_dense_mask_forward():
     pytest.importorskip('torch.nn.attention.flex_attention')
