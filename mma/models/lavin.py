@@ -1,11 +1,8 @@
 """LaVIN: a frozen LLaMA and a frozen CLIP ViT joined by Mixture-of-Modality Adaptation."""
-import contextlib
-import logging
 from typing import Dict, List, Optional, Set, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -17,6 +14,7 @@ from mma.slots import AdapterSlot
 
 from .generation import GenerationConfig, GenerationOutput
 from .generation import generate as _generate
+from .init_report import init_report_to_log_file_only
 from .masks import modality_mask
 from .packing import packed_hidden_states
 
@@ -319,6 +317,13 @@ class LaVIN(BaseModel):
                      num_generated=out.num_generated[i])
 
     # ----------------------------------------------------------------------------------------
+    @property
+    def may_leave_parameters_unused(self) -> bool:
+        """Whether a training step can leave a trainable tensor without a gradient (DDP's
+        ``find_unused_parameters``, set from this by :class:`~mma.engine.MMARunner`): a batch
+        without image samples does not reach the projector and the ViT adapters."""
+        return self.vision is not None
+
     def adapter_slots(self) -> List[AdapterSlot]:
         """The slots of the configured placements in the LLM and the vision encoder (filled or
         not)."""
@@ -353,7 +358,7 @@ class LaVIN(BaseModel):
         both otherwise): ids of another vocabulary would silently mean other tokens.
         """
         if not any(p.is_meta for p in self.parameters()):
-            with _init_report_to_log_file_only():
+            with init_report_to_log_file_only():
                 super().init_weights()
         for part in (self.llm, self.vision):
             if part is not None and hasattr(part, 'load_pretrained'):
@@ -375,20 +380,6 @@ def text_lengths(inputs: dict) -> Tensor:
         raise ValueError("inputs['lengths'] is missing: batch samples with mma_collate, or pass "
                          'the (B,) text length of each row')
     return inputs['lengths']
-
-
-@contextlib.contextmanager
-def _init_report_to_log_file_only():
-    """mmengine's ``init_weights`` writes a per-parameter report into the log file of a Runner,
-    and without one (chat, merging, benchmarks) prints it, a few lines per parameter, to the
-    console. Keep the log-file report; drop the console one (and other INFO lines of the call)."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _as_dict(sample) -> dict:
