@@ -71,8 +71,8 @@ def pack(args):
               f'{r["padded_fraction"]:8.2f} {fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f}')
     pad, pk = res['padded'], res['packed']
     removed = 1 - pk['padded_fraction'] / pad['padded_fraction'] if pad['padded_fraction'] else 0
-    print(f'packed / padded real tokens/s: {pk["real_tokens_per_s"] / pad["real_tokens_per_s"]:.2f}x'
-          f'; padding removed: {100 * removed:.0f}% ({pad["padded_fraction"]:.2f} -> '
+    ratio = pk['real_tokens_per_s'] / pad['real_tokens_per_s']
+    print(f'packed / padded real tokens/s: {ratio:.2f}x; padding removed: {100 * removed:.0f}% ({pad["padded_fraction"]:.2f} -> '
           f'{pk["padded_fraction"]:.2f} of the positions)')
     return res
 

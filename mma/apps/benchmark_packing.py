@@ -9,9 +9,9 @@ from typing import Dict, Optional
 
 import torch
 
-from mma.apps.benchmark import build, mma_loss, sizes, time_train_step
-from mma.models.packing import padding_fraction
-from mma.sequence import IGNORE_INDEX, num_positions
+from mma.apps.benchmark import build, make_batch, mma_loss, sizes, time_train_step
+from mma.models.packing import padding_fraction, plan_rows
+from mma.sequence import num_positions
 
 
 def scienceqa_like_lengths(n: int, max_len: int = 512, seed: int = 0) -> torch.Tensor:
@@ -23,35 +23,12 @@ def scienceqa_like_lengths(n: int, max_len: int = 512, seed: int = 0) -> torch.T
     return x.exp().round().long().clamp(32, max_len)
 
 
-def make_packing_batch(lengths: torch.Tensor, image_size: int, k: int, vocab: int,
-                       image_frac: float = 0.5, seed: int = 0, device: str = 'cpu') -> dict:
-    """A padded batch with ``lengths`` positions per sample (modality token and ``k`` visual
-    tokens included for the image samples, every other sample has an image when
-    ``image_frac=0.5``); answers are the last 10% of each text."""
-    g = torch.Generator().manual_seed(seed)
-    b = lengths.shape[0]
-    has_image = (torch.arange(b) % round(1 / image_frac)) == 0 if image_frac else torch.zeros(
-        b, dtype=torch.bool)
-    text = lengths - num_positions(0, has_image, k)
-    width = int(text.max())
-    ids = torch.zeros(b, width, dtype=torch.long)
-    labels = torch.full((b, width), IGNORE_INDEX)
-    for i, n in enumerate(text.tolist()):
-        ids[i, :n] = torch.randint(3, vocab, (n, ), generator=g)
-        ids[i, 0] = 1
-        start = n - max(n // 10, 2)
-        labels[i, start:n] = ids[i, start:n]
-    images = torch.randn(int(has_image.sum()), 3, image_size, image_size, generator=g)
-    batch = dict(input_ids=ids, labels=labels, has_image=has_image,
-                 visual_pos=torch.full((b, ), 4), images=images, lengths=text)
-    return {k_: v.to(device) for k_, v in batch.items()}
-
-
 def run_packing_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_size: int = 16,
                           max_tokens: int = 512, steps: int = 3, warmup: int = 1,
                           seed: int = 0, mask: str = 'auto',
                           amp: Optional[str] = None) -> Dict[str, dict]:
-    """Time the padded and the packed training step of ``size_name`` on one ScienceQA-like batch.
+    """Time the padded and the packed training step of ``size_name`` on one ScienceQA-like batch
+    (text lengths of :func:`scienceqa_like_lengths`, half the samples with an image).
 
     Returns:
         ``{'padded': r, 'packed': r}``, each with ``seconds``, ``loss``, ``peak_bytes``,
@@ -60,13 +37,13 @@ def run_packing_benchmark(size_name: str = 'medium', device: str = 'cpu', batch_
     size = sizes()[size_name]
     model = build(size, device)
     k = model.num_visual_tokens
-    lengths = scienceqa_like_lengths(batch_size, size.max_seq_len - k, seed)
-    batch = make_packing_batch(lengths + 0, size.image_size, k, model.llm.vocab_size,
-                               seed=seed, device=device)
-    real_lengths = num_positions(batch['lengths'].cpu(), batch['has_image'].cpu(), k)
+    text = scienceqa_like_lengths(batch_size, size.max_seq_len - 1 - k, seed)
+    # half the samples with an image (ScienceQA: about half), answers the last 10% of each text
+    batch = make_batch(size, batch_size, batch_size // 2, 0.9, model.llm.vocab_size, device,
+                       seed, lengths=text)
+    real_lengths = num_positions(text, batch['has_image'].cpu(), k)
     real = int(real_lengths.sum())
     padded_frac, packed_frac = padding_fraction(real_lengths.tolist(), max_tokens)
-    from mma.models.packing import plan_rows
     rows = len(plan_rows(real_lengths.tolist(), max_tokens))
     amp_dtype = getattr(torch, amp) if amp else None
     out = {}

@@ -3,7 +3,8 @@ saving."""
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write
 from .distributed import cpu_ddp_wrapper_cfg, init_distributed, setup_distributed
 from .fsdp import CompatFSDPStrategy
-from .hooks import GlobalLossLogHook, PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
+from .hooks import (GlobalLossLogHook, PerIterationSeedHook, TrainableCheckpointHook,
+                    VocabCheckHook, trainable_keys)
 from .mmengine_fixes import apply_mmengine_fixes, register_safe_checkpoint_loader
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
