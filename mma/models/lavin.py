@@ -193,7 +193,8 @@ class LaVIN(BaseModel):
         ``inputs`` holds ``input_ids``, ``has_image``, ``visual_pos``, ``images`` and, for
         ``mode='loss'``, ``labels`` (see :meth:`assemble`). ``'loss'`` returns ``{'loss': ...}``
         (next-token cross entropy on answer tokens only, output head computed only there);
-        ``'tensor'`` returns the logits (B, T, V) over the assembled sequence.
+        ``'tensor'`` returns the logits (B, T, V) over the assembled sequence. A batch of
+        :func:`~mma.datasets.mma_pack_collate` trains on packed rows (:mod:`mma.models.packing`).
         """
         seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
                             inputs.get('images'), inputs.get('labels'))
