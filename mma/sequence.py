@@ -95,3 +95,13 @@ def pad_rows(rows: Sequence[dict], pad_to_multiple_of: Optional[int] = None) -> 
 def row_text(inputs: dict, i: int) -> List[int]:
     """The real text ids of row ``i`` of a padded batch (``inputs['lengths']`` says its end)."""
     return inputs['input_ids'][i, :int(inputs['lengths'][i])].tolist()
+
+
+def text_lengths(inputs: dict) -> Tensor:
+    """(B,) real text length of each row: ``inputs['lengths']`` of
+    :func:`~mma.datasets.mma_collate` (the padding id is an ordinary token id, e.g. 0 is ``!``
+    in LLaMA-3's vocabulary: it tells nothing about where a row ends)."""
+    if inputs.get('lengths') is None:
+        raise ValueError("inputs['lengths'] is missing: batch samples with mma_collate, or pass "
+                         'the (B,) text length of each row')
+    return inputs['lengths']

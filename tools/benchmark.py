@@ -7,6 +7,7 @@ Examples:
     python tools/benchmark.py --what eval                        # ScienceQA-style evaluation of
                                                                  # the trained demo model
     python tools/benchmark.py --preset gpu-7b                    # H100/H200: LaVIN-7B shapes
+    python tools/benchmark.py --what pack --batch-size 16        # packed vs padded train step
 """
 import argparse
 import json
@@ -57,10 +58,29 @@ def train(args, bm):
     return res
 
 
+def pack(args):
+    from mma.apps.benchmark_packing import run_packing_benchmark
+    print(f'packed vs padded train step: size={args.size} batch={args.batch_size} '
+          f'max_tokens={args.max_tokens} (ScienceQA-like lengths)', flush=True)
+    res = run_packing_benchmark(args.size, args.device, args.batch_size, args.max_tokens,
+                                args.steps, args.warmup, mask=args.pack_mask, amp=args.amp)
+    print(f'{"mode":8s} {"rows":>5s} {"s/step":>8s} {"real tok/s":>11s} {"pad frac":>8s} '
+          f'{"peak mem":>10s} {"loss":>8s}')
+    for mode, r in res.items():
+        print(f'{mode:8s} {r["rows"]:5d} {r["seconds"]:8.3f} {r["real_tokens_per_s"]:11.1f} '
+              f'{r["padded_fraction"]:8.2f} {fmt_bytes(r["peak_bytes"]):>10s} {r["loss"]:8.4f}')
+    pad, pk = res['padded'], res['packed']
+    removed = 1 - pk['padded_fraction'] / pad['padded_fraction'] if pad['padded_fraction'] else 0
+    ratio = pk['real_tokens_per_s'] / pad['real_tokens_per_s']
+    print(f'packed / padded real tokens/s: {ratio:.2f}x; padding removed: {100 * removed:.0f}% ({pad["padded_fraction"]:.2f} -> '
+          f'{pk["padded_fraction"]:.2f} of the positions)')
+    return res
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--preset', choices=sorted(PRESETS), help='a named set of the options below')
-    p.add_argument('--what', default='train', help='comma-separated: train, eval, decode')
+    p.add_argument('--what', default='train', help='comma-separated: train, eval, decode, pack')
     p.add_argument('--eval-config', default='configs/lavin_tiny_demo.py')
     p.add_argument('--eval-checkpoint', default=DEMO + '/lavin/epoch_4.pth',
                    help='adapter checkpoint for --what eval (default: the demo\'s, made by '
@@ -84,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--compile', nargs='?', const='default', default=None,
                    choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],
                    help='torch.compile the LLaMA blocks in mma mode (reduce-overhead: CUDA graphs)')
+    p.add_argument('--max-tokens', type=int, default=512, help='positions per packed row (pack)')
+    p.add_argument('--pack-mask', default='auto', choices=['auto', 'dense', 'flex'],
+                   help='packed attention mask: auto (flex on CUDA, SDPA boolean elsewhere)')
     p.add_argument('--json', default=None, help='also write the results here')
     return p
 
@@ -102,6 +125,8 @@ def main(argv=None):
     results = {}
     if 'train' in what:
         results['train'] = train(args, bm)
+    if 'pack' in what:
+        results['pack'] = pack(args)
     if 'decode' in what:
         r = bi.run_decode_benchmark(args.size, args.device, args.batch_size,
                                     frozen_dtype=args.frozen_dtype)

@@ -18,15 +18,17 @@ default_hooks = dict(
 # first step (every training image opens, over-long qids listed, a schedule that cannot train
 # warned about: mma/engine/start_checks.py).
 custom_hooks = [dict(type='TrainableCheckpointHook'), dict(type='PerIterationSeedHook'),
-                dict(type='VocabCheckHook'), dict(type='StartChecksHook')]
+                dict(type='VocabCheckHook'), dict(type='StartChecksHook'),
+                dict(type='GlobalLossLogHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# A batch without image samples leaves the ViT adapters and the projector unused on that rank.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+# find_unused_parameters: MMARunner takes it from the model (LaVIN.may_leave_parameters_unused:
+# a batch without image samples leaves the ViT adapters and the projector unused on that rank).
+model_wrapper_cfg = dict(type='MMDistributedDataParallel')
 log_processor = dict(
     by_epoch=True,
     custom_cfg=[dict(data_src='nonfinite_steps', method_name='current'),

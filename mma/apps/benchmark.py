@@ -75,11 +75,13 @@ def build(size: Size, device: str = 'cpu', frozen_dtype: Optional[torch.dtype] =
 
 
 def make_batch(size: Size, batch_size: int = 4, n_images: int = 2, prompt_frac: float = 0.45,
-               vocab: int = 32000, device: str = 'cpu', seed: int = 0) -> dict:
-    """A ScienceQA-like batch: lengths in [min_len, max_len], the first ``n_images`` with an
-    image, answer tokens after the first ``prompt_frac`` of each sample."""
+               vocab: int = 32000, device: str = 'cpu', seed: int = 0,
+               lengths: Optional[torch.Tensor] = None) -> dict:
+    """A ScienceQA-like batch: text lengths in [min_len, max_len] (or ``lengths``), the first
+    ``n_images`` with an image, answer tokens after the first ``prompt_frac`` of each sample."""
     g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(size.min_len, size.max_len + 1, (batch_size, ), generator=g)
+    if lengths is None:
+        lengths = torch.randint(size.min_len, size.max_len + 1, (batch_size, ), generator=g)
     length = int(lengths.max())
     ids = torch.zeros(batch_size, length, dtype=torch.long)
     labels = torch.full((batch_size, length), IGNORE_INDEX)

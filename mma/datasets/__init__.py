@@ -6,6 +6,7 @@ from .follow import follow_model, model_data_facts, prediction_pipeline
 from .instruction import (INSTRUCTION_TEMPLATE, AlpacaDataset, LaVINInstructDataset,
                           LLaVAInstructDataset, instruction)
 from .mme import MMEDataset
+from .packing import mma_pack_collate
 from .prompt_dataset import PromptDataset
 from .prompts import OUTPUT_FORMATS, build_prompt, choice_text, context_text, parse_format
 from .samplers import LengthGroupedSampler, dataset_lengths
@@ -24,5 +25,5 @@ __all__ = [
     'COCOCaptionDataset', 'MMEDataset', 'PromptDataset', 'TruthfulQADataset', 'VQAv2Dataset',
     'INSTRUCTION_TEMPLATE', 'instruction', 'DataValidationError', 'check_dataset_vocab',
     'validate_dataset', 'collate_question', 'run_pipeline', 'prediction_pipeline', 'follow_model',
-    'model_data_facts'
+    'model_data_facts', 'mma_pack_collate'
 ]

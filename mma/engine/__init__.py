@@ -3,7 +3,8 @@ saving."""
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write
 from .distributed import cpu_ddp_wrapper_cfg, init_distributed, setup_distributed
 from .fsdp import CompatFSDPStrategy
-from .hooks import PerIterationSeedHook, TrainableCheckpointHook, VocabCheckHook, trainable_keys
+from .hooks import (GlobalLossLogHook, PerIterationSeedHook, TrainableCheckpointHook,
+                    VocabCheckHook, trainable_keys)
 from .mmengine_fixes import apply_mmengine_fixes, register_safe_checkpoint_loader
 from .loops import (TokenMeanEpochBasedTrainLoop, TokenMeanIterBasedTrainLoop, loss_factor,
                     token_mean_batches, window_length)
@@ -24,5 +25,6 @@ __all__ = [
     'NonFiniteLossError', 'SkipNonFiniteOptimWrapper', 'SkipNonFiniteAmpOptimWrapper',
     'SkipNonFiniteCPUAmpOptimWrapper',
     'TrainableOptimWrapperConstructor', 'MMARunner', 'runner_with_model', 'sync_data_with_model',
-    'StartChecksHook', 'lr_trajectory', 'schedule_warnings'
+    'StartChecksHook', 'lr_trajectory', 'schedule_warnings',
+    'GlobalLossLogHook'
 ]

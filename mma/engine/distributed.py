@@ -41,11 +41,10 @@ def init_distributed(launcher: str, backend: Optional[str] = None,
 def cpu_ddp_wrapper_cfg() -> dict:
     """``model_wrapper_cfg`` for DDP on CPU (fix 2).
 
-    ``find_unused_parameters``: a rank whose batch has no image sample does not use the ViT
-    adapters and the projector in that step.
+    ``find_unused_parameters`` is left to :class:`~mma.engine.MMARunner`, which takes it from the
+    model (``may_leave_parameters_unused``).
     """
-    return dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
-                find_unused_parameters=True)
+    return dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
 
 
 def setup_distributed(cfg, launcher: str) -> None:

@@ -1,8 +1,10 @@
-"""Hooks: trainable-only checkpoints and per-iteration seeding."""
+"""Hooks: trainable-only checkpoints, per-iteration seeding, the vocabulary check, the global-batch
+loss in the log."""
 import re
 from typing import Set
 
 import torch
+import torch.distributed as dist
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -97,3 +99,28 @@ class VocabCheckHook(Hook):
 
     def before_test(self, runner) -> None:
         self._check(runner, runner.test_loop, 'test_dataloader.dataset')
+
+
+@HOOKS.register_module()
+class GlobalLossLogHook(Hook):
+    """Log the loss of the global batch, not rank 0's own: average the loss values of a training
+    iteration over the ranks before mmengine's ``RuntimeInfoHook`` records them.
+
+    Under the token-mean loops (:mod:`mma.engine.loops`) rank r's loss is ``CE_r * W / N`` (N
+    answer tokens of the global batch, W ranks), so the average is the global ``sum CE / N``: the
+    figure one process logs for the same step. Runs first (priority ``HIGHEST``).
+    """
+
+    priority = 'HIGHEST'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not outputs or not dist.is_available() or not dist.is_initialized():
+            return
+        world = dist.get_world_size()
+        names = [k for k, v in outputs.items() if 'loss' in k and torch.is_tensor(v)]
+        if world == 1 or not names:
+            return
+        values = torch.stack([outputs[k].detach().float().reshape(()) for k in names])
+        dist.all_reduce(values)
+        for k, v in zip(names, values / world):
+            outputs[k] = v

@@ -145,6 +145,17 @@ class MMARunner(Runner):
     def _sync(cls, cfg) -> None:
         sync_data_with_model(cfg)
 
+    def wrap_model(self, model_wrapper_cfg, model: nn.Module) -> nn.Module:
+        """mmengine's wrapping, with DDP's ``find_unused_parameters`` (when the config leaves it
+        unset) taken from the model's ``may_leave_parameters_unused``: True makes DDP traverse
+        the autograd graph every step, False fails on a step that leaves a parameter unused."""
+        if self.distributed and model_wrapper_cfg is not None and 'DistributedDataParallel' in str(
+                model_wrapper_cfg.get('type', 'MMDistributedDataParallel')):
+            model_wrapper_cfg = copy.copy(model_wrapper_cfg)
+            model_wrapper_cfg.setdefault('find_unused_parameters',
+                                         bool(getattr(model, 'may_leave_parameters_unused', True)))
+        return super().wrap_model(model_wrapper_cfg, model)
+
     def build_logger(self, *args, **kwargs) -> MMLogger:
         logger = super().build_logger(*args, **kwargs)
         mode = self.cfg.get('console_output', 'progress')

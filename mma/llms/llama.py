@@ -19,6 +19,8 @@ from mma.slots import AdapterSlot, base_state_dict, call_linear, empty_slots, la
 
 from .args import LLaMAArgs, resolve_args
 from .base import KVCache, LLMBackbone
+from .flex import flex_attend, is_block_mask
+from .rope import apply_rope, rope_cos_sin, rope_inv_freq  # noqa: F401  (re-exported)
 
 ATTN_BACKENDS = ('sdpa', 'eager', 'xformers')
 LINEAR_TARGETS = dict(q='attention.wq', k='attention.wk', v='attention.wv', o='attention.wo',
@@ -38,39 +40,6 @@ class RMSNorm(nn.Module):
         return out.type_as(x) * self.weight
 
 
-def rope_inv_freq(head_dim: int, theta: float, scaling: Optional[dict] = None,
-                  device=None) -> Tensor:
-    """Rotary inverse frequencies (Dh/2,), with LLaMA-3.1's ``llama3`` scaling if given: long
-    wavelengths are divided by ``factor``, short ones kept, the band between interpolated."""
-    inv_freq = 1.0 / (theta**(torch.arange(0, head_dim, 2, device=device).float() / head_dim))
-    if scaling is None:
-        return inv_freq
-    factor = scaling['factor']
-    low, high = scaling.get('low_freq_factor', 1.0), scaling.get('high_freq_factor', 4.0)
-    old_len = scaling.get('original_max_position_embeddings', 8192)
-    wavelen = 2 * math.pi / inv_freq
-    smooth = (old_len / wavelen - low) / (high - low)
-    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
-    mid = (wavelen <= old_len / low) & (wavelen >= old_len / high)
-    return torch.where(mid, (1 - smooth) * inv_freq / factor + smooth * inv_freq, scaled)
-
-
-def rope_cos_sin(positions: Tensor, head_dim: int, theta: float,
-                 scaling: Optional[dict] = None) -> Tuple[Tensor, Tensor]:
-    """cos/sin tables for integer ``positions`` (B, T): each ``(B, T, 1, head_dim // 2)``, fp32."""
-    inv_freq = rope_inv_freq(head_dim, theta, scaling, positions.device)
-    angles = positions.float()[..., None] * inv_freq  # (B, T, Dh/2)
-    return angles.cos()[:, :, None], angles.sin()[:, :, None]
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate interleaved pairs ``(x[2i], x[2i+1])`` as Meta's complex-number RoPE does."""
-    xr = x.float().unflatten(-1, (-1, 2))  # (B, T, H, Dh/2, 2)
-    x0, x1 = xr[..., 0], xr[..., 1]
-    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
-
-
 class Attention(nn.Module):
 
     def __init__(self, args: LLaMAArgs, layer_id: int, backend: str = 'sdpa'):
@@ -86,7 +55,8 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
                 cache: Optional[KVCache] = None, ctx=None) -> Tensor:
-        """x: (B, T, D); mask: bool (B or 1, 1, T, S), True = may attend; None = causal."""
+        """x: (B, T, D); mask: bool (B or 1, 1, T, S), True = may attend, a flex_attention
+        BlockMask, or None = causal."""
         b, t, _ = x.shape
         q, k, v = (call_linear(self, n, x, ctx).view(b, t, -1, self.head_dim)
                    for n in ('wq', 'wk', 'wv'))  # (B, T, H or Hkv, Dh)
@@ -111,6 +81,8 @@ class Attention(nn.Module):
         return tuple(z.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1) for z in kv)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        if is_block_mask(mask):  # packed rows (mma.models.packing), any backend: flex_attention
+            return flex_attend(q, k, v, mask)
         if self.backend == 'sdpa':
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
         t, s = q.shape[2], k.shape[2]

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from mma.adapters.utils import declared_trainable_names, set_trainable
 from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
 from mma.routers.routing import RoutingContext
-from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text
+from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text, text_lengths
 from mma.slots import AdapterSlot
 
 from .generation import GenerationConfig, GenerationOutput, stop_ids
@@ -17,8 +17,9 @@ from .generation import generate as _generate
 from .entry_helpers import as_dict, init_report_to_log_file_only
 from .masks import modality_mask
 from .modality import context_routing
+from .packing import packed_hidden_states
 
-__all__ = ['IGNORE_INDEX', 'LaVIN', 'text_lengths']
+__all__ = ['IGNORE_INDEX', 'LaVIN']
 
 
 def _build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
@@ -209,11 +210,21 @@ class LaVIN(BaseModel):
         ``inputs`` holds ``input_ids``, ``has_image``, ``visual_pos``, ``images`` and, for
         ``mode='loss'``, ``labels`` (see :meth:`assemble`). ``'loss'`` returns ``{'loss': ...}``
         (next-token cross entropy on answer tokens only, output head computed only there);
-        ``'tensor'`` returns the logits (B, T, V) over the assembled sequence.
+        ``'tensor'`` returns the logits (B, T, V) over the assembled sequence. A batch of
+        :func:`~mma.datasets.mma_pack_collate` trains on packed rows (:mod:`mma.models.packing`).
         """
         seq = self.assemble(inputs['input_ids'], inputs['has_image'], inputs.get('visual_pos'),
                             inputs.get('images'), inputs.get('labels'))
-        hidden = self.hidden_states(seq['embeds'], has_image=seq['has_image'])
+        if mode == 'loss' and inputs.get('pack_max_tokens'):  # mma_pack_collate: packed rows
+            if not self.modality_positions:
+                raise ValueError('sequence packing (mma_pack_collate) needs the modality token in '
+                                 'the sequence (modality_in_sequence=True): use mma_collate for '
+                                 'this model')
+            hidden, seq['labels'], _ = packed_hidden_states(
+                self.llm, seq['embeds'], seq['labels'], self.prompt_lengths(inputs),
+                inputs['pack_max_tokens'], inputs.get('pack_mask', 'auto'))
+        else:
+            hidden = self.hidden_states(seq['embeds'], has_image=seq['has_image'])
         if mode == 'tensor':
             return self.llm.head(hidden)
         if mode == 'loss':
@@ -333,6 +344,13 @@ class LaVIN(BaseModel):
                      num_generated=out.num_generated[i])
 
     # ----------------------------------------------------------------------------------------
+    @property
+    def may_leave_parameters_unused(self) -> bool:
+        """Whether a training step can leave a trainable tensor without a gradient (DDP's
+        ``find_unused_parameters``, set from this by :class:`~mma.engine.MMARunner`): a batch
+        without image samples does not reach the projector and the ViT adapters."""
+        return self.vision is not None
+
     def adapter_slots(self) -> List[AdapterSlot]:
         """The slots of the configured placements in the LLM and the vision encoder (filled or
         not)."""
@@ -380,12 +398,3 @@ class LaVIN(BaseModel):
             from .adapter_checkpoint import load_adapter_checkpoint
             load_adapter_checkpoint(self, self.adapter_checkpoint)
 
-
-def text_lengths(inputs: dict) -> Tensor:
-    """(B,) real text length of each row: ``inputs['lengths']`` of
-    :func:`~mma.datasets.mma_collate` (the padding id is an ordinary token id, e.g. 0 is ``!``
-    in LLaMA-3's vocabulary: it tells nothing about where a row ends)."""
-    if inputs.get('lengths') is None:
-        raise ValueError("inputs['lengths'] is missing: batch samples with mma_collate, or pass "
-                         'the (B,) text length of each row')
-    return inputs['lengths']

@@ -15,7 +15,9 @@ class RoutingContext:
 
     Args:
         token_index: ``(B,)`` column of each sample's routing token in the adapter input (the
-            modality token in the LLM). ``None`` routes every token by its own features (the ViT).
+            modality token in the LLM), or ``(B, T)``: the column of each token's own routing
+            token (rows packing several samples, :mod:`mma.models.packing`). ``None`` routes
+            every token by its own features (the ViT).
         cache: If given, router weights are stored here at the first call (prefill) and reused on
             later calls (one-token decode steps, whose input no longer holds the routing token).
             Pass an empty dict to read the weights of every routed adapter after a forward.
@@ -27,12 +29,15 @@ class RoutingContext:
         """Routing weights for ``module``, broadcastable against ``x[..., :1]``.
 
         Returns:
-            ``(B, 1, K)`` when routing by a token index, else ``(B, T, K)``.
+            ``(B, 1, K)`` when routing by a (B,) token index, else ``(B, T, K)``.
         """
         if self.cache is not None and module in self.cache:
             return self.cache[module]
         if self.token_index is None:
             w = router(x)  # (B, T, K)
+        elif self.token_index.dim() == 2:  # packed rows: each token its own sample's token
+            rows = torch.arange(x.shape[0], device=x.device)[:, None]
+            w = router(x)[rows, self.token_index]  # (B, T, K)
         else:
             rows = torch.arange(x.shape[0], device=x.device)
             w = router(x[rows, self.token_index])[:, None, :]  # (B, 1, K)

@@ -82,3 +82,21 @@ def test_one_iteration_epochs_warn_and_overlong_qids_listed(sqa, tmp_path):
     assert lines[0] == 'policy\tdataset\tqid' and len(lines) > 1
     assert [ln.split('\t')[2] for ln in lines[1:]] == eval(skipped)  # the warning's first 10
     assert all(ln.startswith('skipped\tScienceQADataset\t') for ln in lines[1:])
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_a_warning(monkeypatch):
+    from mma.engine import SkipNonFiniteCPUAmpOptimWrapper, SkipNonFiniteOptimWrapper
+    from mma.engine.start_checks import cpu_bf16_warning
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    amp, fp32 = (cls(optimizer=opt) for cls in (SkipNonFiniteCPUAmpOptimWrapper,
+                                                 SkipNonFiniteOptimWrapper))
+    msg = cpu_bf16_warning(model, amp, capability='AVX2')
+    assert "get_cpu_capability() = 'AVX2'" in msg and 'drop --amp' in msg and '30x' in msg
+    assert cpu_bf16_warning(model, amp, capability='AVX512') is None
+    assert cpu_bf16_warning(model, fp32, capability='AVX2') is None  # fp32: nothing to say
+    # the default reads torch's own capability (mocked here)
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX2')
+    assert cpu_bf16_warning(model, amp) == msg
+    frozen = torch.nn.Linear(4, 4).to(torch.bfloat16)  # bf16 frozen weights, no autocast
+    assert 'model.frozen_dtype' in cpu_bf16_warning(frozen, fp32)
