@@ -19,9 +19,16 @@ Model arguments (``--model_args key=value,...``):
     device: Default ``cuda`` (``cuda:LOCAL_RANK`` under ``accelerate launch``) when available,
         else ``cpu``.
     batch_size: Requests per forward pass (also lmms-eval's ``--batch_size``).
+    prompt: ``task`` (default): the task's text is the prompt; ``instruction``: it goes into mma's
+        instruction template ``Instruction: {text}\nResponse:`` (the chatbot recipe's, and the
+        prompt of mma's own VQAv2, MME and COCO evaluations).
+    answer_regex: Return the first group of this regex's first match in the generated text
+        (the whole text when it does not match), e.g. ``The answer is ([A-Z])`` turns LaVIN's
+        ScienceQA answers into the option letter lmms-eval's ``scienceqa_img`` scores.
 """
 import json
 import os
+import re
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,6 +42,7 @@ from tqdm import tqdm
 #: lmms-eval ``generation_kwargs`` that mma reads; others are reported once and ignored.
 _GENERATION_KEYS = ('until', 'max_new_tokens', 'temperature', 'top_p', 'do_sample', 'num_beams')
 _PIPELINE_SOURCES = ('test_dataloader', 'val_dataloader', 'train_dataloader')
+PROMPTS = ('task', 'instruction')
 
 
 def _pipeline_steps(cfg) -> Tuple[Optional[dict], Optional[dict]]:
@@ -72,7 +80,8 @@ class MMA(lmms):
     def __init__(self, config: str, checkpoint: Optional[str] = None,
                  merge: Optional[str] = None, dtype: Optional[str] = None,
                  device: Optional[str] = None, batch_size: Union[int, str] = 1,
-                 max_batch_size: Optional[int] = None):
+                 max_batch_size: Optional[int] = None, prompt: str = 'task',
+                 answer_regex: Optional[str] = None):
         super().__init__()
         import mma
         import mma.datasets  # noqa: F401 (registers the transforms)
@@ -82,6 +91,10 @@ class MMA(lmms):
         if str(batch_size).startswith('auto'):
             raise ValueError("mma: batch_size='auto' is not supported; give a number")
         self.batch_size = int(batch_size)
+        if prompt not in PROMPTS:
+            raise ValueError(f'mma: prompt={prompt!r}; expected one of {PROMPTS}')
+        self.prompt = prompt
+        self.answer_regex = re.compile(answer_regex) if answer_regex else None
         if merge in ('', 'none', 'None'):
             merge = None
         if dtype is not None and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
@@ -117,7 +130,7 @@ class MMA(lmms):
     def image_tensor(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as :class:`~mma.datasets.LoadLaVINImage` makes one from a file
         (RGB, bicubic resize, normalisation): (3, H, W)."""
-        from mma.datasets.transforms import to_rgb
+        from mma.datasets import to_rgb
         step = self.load_image
         img = to_rgb(image, step.background).resize((step.size[1], step.size[0]), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
@@ -139,6 +152,9 @@ class MMA(lmms):
         image = None
         if flat and self.load_image is not None:  # a text-only model ignores images
             image = self.image_tensor(flat[0])
+        if self.prompt == 'instruction':
+            from mma.datasets import instruction
+            context = instruction(context)
         return self.tokenize(dict(prompt=context, qid=where, image=image,
                                   img_path=where if image is not None else None))
 
@@ -199,11 +215,16 @@ class MMA(lmms):
                                       for i in chunk])
                 texts = self.model.generate(inputs, **overrides).texts
                 for i, text in zip(chunk, texts):
-                    out[i] = text
+                    out[i] = text = self.extract_answer(text)
                     self.cache_hook.add_partial('generate_until', requests[i].args[:2], text)
                 bar.update(len(chunk))
         bar.close()
         return out
+
+    def extract_answer(self, text: str) -> str:
+        """The first group of ``answer_regex`` in ``text`` (``text`` when unset or unmatched)."""
+        m = self.answer_regex.search(text) if self.answer_regex is not None else None
+        return m.group(1) if m is not None and m.groups() else text
 
     def generate_until_multi_round(self, requests) -> List[str]:
         raise NotImplementedError('mma: multi-round generation is not supported')

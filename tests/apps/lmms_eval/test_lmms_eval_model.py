@@ -9,6 +9,7 @@ import glob
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -186,3 +187,13 @@ def test_loglikelihood_greedy_flag_and_batching(assets):
     assert [g for _, g in five] == [g for _, g in two]
     assert [s for s, _ in five] == pytest.approx([s for s, _ in two], abs=1e-5)
     assert all(s > 0 for s, _ in two)  # negative log-likelihoods
+
+    # prompt=instruction wraps the task's text in mma's instruction template; answer_regex
+    # returns the first group of its match
+    from mma.datasets import instruction
+    lm.prompt = 'instruction'
+    assert lm.sample('What is it?', [], 'x')['inputs']['input_ids'].tolist() == \
+        lm.tokenize(dict(prompt=instruction('What is it?')))['inputs']['input_ids'].tolist()
+    text = lm.generate_until([request(3, dict(max_new_tokens=4))])[0]
+    lm.answer_regex = re.compile(r'^\s*(\S)')
+    assert lm.generate_until([request(3, dict(max_new_tokens=4))]) == [text.lstrip()[:1]]

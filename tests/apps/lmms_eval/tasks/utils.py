@@ -10,7 +10,7 @@ import os
 from datasets import Dataset
 from PIL import Image
 
-from mma.datasets.prompts import build_prompt
+from mma.datasets import build_prompt
 from mma.evaluation.scienceqa_metric import parse_answer
 
 ROOT = 'scienceqa'
