@@ -7,6 +7,7 @@ mma's ScienceQA dataset builds. Skipped where the ``[lmms-eval]`` extra is not i
 """
 import glob
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -27,26 +28,12 @@ N_TEST = 12
 
 
 def write_config(path, tokenizer_path, data_root):
-    from mma.testing import tiny_lavin_cfg
-    model = tiny_lavin_cfg(vocab_size=512)
-    model['tokenizer'] = dict(type='SentencePieceTokenizer', model_path=tokenizer_path)
-    model['generation_cfg'] = dict(max_new_tokens=8, stop_pattern=r'The answer is ([A-Z]).')
-    path.write_text(f"""
-default_scope = 'mma'
-randomness = dict(seed=0)
-model = {model!r}
-tokenize = dict(type='TokenizeForLaVIN', max_len=256, with_answer=False,
-                tokenizer=dict(type='SentencePieceTokenizer', model_path={tokenizer_path!r}))
-test_dataloader = dict(
-    batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mma_collate'),
-    dataset=dict(type='ScienceQADataset', data_root={str(data_root)!r}, split='test',
-                 prompt_format='QCM-ALE', test_mode=True,
-                 pipeline=[dict(type='LoadLaVINImage', size=32), tokenize]))
-test_cfg = dict(type='TestLoop')
-test_evaluator = dict(type='ScienceQAMetric')
-""")
-    return model
+    """The tiny ScienceQA config of tools/test.py's own test (random frozen weights, seeded)."""
+    spec = importlib.util.spec_from_file_location(
+        'mma_test_test_tool', os.path.join(REPO, 'tests', 'tools', 'test_test_tool.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_config(path, tokenizer_path, data_root)
 
 
 @pytest.fixture(scope='module')
