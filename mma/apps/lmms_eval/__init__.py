@@ -11,6 +11,8 @@ The model class is :class:`mma.apps.lmms_eval.model.MMA`; see ``docs/evaluation.
 package imports lmms-eval, and only when lmms-eval loads it.
 """
 
+__all__ = ['MODEL_CLASS_PATH', 'manifest']
+
 #: Where lmms-eval imports the model class from (resolved lazily by its registry).
 MODEL_CLASS_PATH = 'mma.apps.lmms_eval.model.MMA'
 

@@ -6,8 +6,8 @@ mma's own multiple-choice evaluation. Prompts and images are prepared by the dat
 config (its ``LoadLaVINImage`` and ``TokenizeForLaVIN`` steps, of ``test_dataloader``, else
 ``val_dataloader`` or ``train_dataloader``), and batches go through the model's data preprocessor,
 as ``tools/test.py`` does: a question scored here and by ``tools/test.py`` sees the same tokens and
-pixels. The task's text (``doc_to_text``) is the prompt; LaVIN's ``Image: `` prefix and visual tokens
-come before it, as in training.
+pixels. The task's text (``doc_to_text``) is the prompt; LaVIN's ``Image: `` prefix and visual
+tokens come before it, as in training.
 
 Model arguments (``--model_args key=value,...``):
     config: The mma config file (model, data pipeline, ``generation_cfg``).
@@ -82,6 +82,7 @@ class MMA(lmms):
                  device: Optional[str] = None, batch_size: Union[int, str] = 1,
                  max_batch_size: Optional[int] = None, prompt: str = 'task',
                  answer_regex: Optional[str] = None):
+        # max_batch_size: passed by lmms-eval for its automatic batch size, which mma does not do
         super().__init__()
         import mma
         import mma.datasets  # noqa: F401 (registers the transforms)
@@ -109,10 +110,7 @@ class MMA(lmms):
             raise ValueError(f'mma: {config} configures no model.tokenizer; generation needs one')
         sync_data_with_model(cfg, self.model)  # visual tokens and image size from the model
         image_cfg, tok_cfg = _pipeline_steps(cfg)
-        if tok_cfg is None:
-            warnings.warn(f'mma: {config} has no data pipeline with TokenizeForLaVIN; prompts '
-                          "use the model's tokenizer without a length limit and images the "
-                          "encoder's size with ImageNet normalisation")
+        if tok_cfg is None:  # datasets that build their own samples (VQAv2, MME, COCO) do this
             tok_cfg = dict(type='TokenizeForLaVIN', tokenizer=self.model.tokenizer, max_len=None)
         if image_cfg is None and self.model.vision is not None:
             image_cfg = dict(type='LoadLaVINImage', size=list(self.model.vision.image_size))
