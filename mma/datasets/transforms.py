@@ -101,8 +101,12 @@ class LoadLaVINImage:
             FileNotFoundError: ``path`` does not exist.
             ValueError: the file is not a readable image (corrupt or truncated).
         """
-        img = read_rgb(path, self.background, sample)
-        img = img.resize((self.size[1], self.size[0]), Image.BICUBIC)
+        return self.from_image(read_rgb(path, self.background, sample))
+
+    def from_image(self, img: Image.Image) -> torch.Tensor:
+        """An image already in memory (any PIL mode, :func:`to_rgb`) as :meth:`load` makes one
+        from a file: RGB, bicubic resize, normalisation; a normalised (3, H, W) tensor."""
+        img = to_rgb(img, self.background).resize((self.size[1], self.size[0]), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
         return (x.float() / 255.0 - self.mean) / self.std  # (3, H, W)
 

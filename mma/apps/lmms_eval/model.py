@@ -1,12 +1,14 @@
 """The lmms-eval model ``mma``: a trained LaVIN answering lmms-eval's requests.
 
 ``generate_until`` runs LaVIN's batched generation (:meth:`mma.models.LaVIN.generate`);
-``loglikelihood`` scores continuations with :meth:`~mma.models.LaVIN.choice_logliks`, the scoring of
-mma's own multiple-choice evaluation. Prompts and images are prepared by the data pipeline of the
-config (its ``LoadLaVINImage`` and ``TokenizeForLaVIN`` steps, of ``test_dataloader``, else
-``val_dataloader`` or ``train_dataloader``), and batches go through the model's data preprocessor,
-as ``tools/test.py`` does: a question scored here and by ``tools/test.py`` sees the same tokens and
-pixels. The task's text (``doc_to_text``) is the prompt; LaVIN's ``Image: `` prefix and visual
+``loglikelihood`` scores continuations as mma's own multiple-choice evaluation does (samples with
+``choice_ids`` predicted by :meth:`~mma.models.LaVIN.predict`, i.e. ``choice_logliks``). Prompts
+and images go through the data pipeline of the config (its ``LoadLaVINImage`` and
+``TokenizeForLaVIN`` steps, of ``test_dataloader``, else ``val_dataloader`` or
+``train_dataloader``; without one, :func:`~mma.datasets.prediction_pipeline` of the model) by
+:func:`~mma.datasets.run_pipeline`, and batches through :func:`~mma.datasets.mma_collate` and the
+model's data preprocessor, as ``tools/test.py`` does: a question scored here and by
+``tools/test.py`` sees the same tokens and pixels. The task's text (``doc_to_text``) is the prompt; LaVIN's ``Image: `` prefix and visual
 tokens come before it, as in training.
 
 Model arguments (``--model_args key=value,...``):
@@ -32,12 +34,15 @@ import re
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from PIL import Image
 from tqdm import tqdm
+
+from mma.datasets import (LoadLaVINImage, TokenizeForLaVIN, instruction, mma_collate,
+                          prediction_pipeline, run_pipeline)
+from mma.registry import TRANSFORMS
 
 #: lmms-eval ``generation_kwargs`` that mma reads; others are reported once and ignored.
 _GENERATION_KEYS = ('until', 'max_new_tokens', 'temperature', 'top_p', 'do_sample', 'num_beams')
@@ -45,17 +50,28 @@ _PIPELINE_SOURCES = ('test_dataloader', 'val_dataloader', 'train_dataloader')
 PROMPTS = ('task', 'instruction')
 
 
-def _pipeline_steps(cfg) -> Tuple[Optional[dict], Optional[dict]]:
-    """The ``LoadLaVINImage`` and ``TokenizeForLaVIN`` configs of the first dataloader of
-    :data:`_PIPELINE_SOURCES` whose dataset (or wrapped dataset) has a ``TokenizeForLaVIN``."""
+def prediction_steps(cfg, model) -> list:
+    """The ``LoadLaVINImage`` and ``TokenizeForLaVIN`` transforms (the latter without answers) of
+    the first dataloader of :data:`_PIPELINE_SOURCES` whose dataset (or wrapped dataset) has a
+    ``TokenizeForLaVIN``; ``cfg`` has been synced with ``model``
+    (:func:`mma.engine.sync_data_with_model`). Without one (datasets that build their own samples:
+    VQAv2, MME, COCO), :func:`~mma.datasets.prediction_pipeline` of ``model``; a model with a
+    vision encoder and a pipeline without image loading takes the image step from there too."""
     for key in _PIPELINE_SOURCES:
         dataset = (cfg.get(key) or {}).get('dataset') or {}
         while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
             dataset = dataset['dataset']
         steps = {t.get('type'): t for t in dataset.get('pipeline') or [] if isinstance(t, dict)}
         if 'TokenizeForLaVIN' in steps:
-            return steps.get('LoadLaVINImage'), steps['TokenizeForLaVIN']
-    return None, None
+            break
+    else:
+        return prediction_pipeline(model)
+    tokenize = TRANSFORMS.build(dict(steps['TokenizeForLaVIN'], with_answer=False, meta_keys=()))
+    if model.vision is None:  # a text-only model ignores images
+        return [tokenize]
+    if 'LoadLaVINImage' not in steps:  # a text-only data set: the model's image facts
+        return prediction_pipeline(model)[:1] + [tokenize]
+    return [TRANSFORMS.build(dict(steps['LoadLaVINImage'])), tokenize]
 
 
 def _default_device(device: Optional[str]) -> str:
@@ -85,9 +101,7 @@ class MMA(lmms):
         # max_batch_size: passed by lmms-eval for its automatic batch size, which mma does not do
         super().__init__()
         import mma
-        import mma.datasets  # noqa: F401 (registers the transforms)
         from mma.engine import sync_data_with_model
-        from mma.registry import TRANSFORMS
         from mmengine.config import Config
         if str(batch_size).startswith('auto'):
             raise ValueError("mma: batch_size='auto' is not supported; give a number")
@@ -108,16 +122,10 @@ class MMA(lmms):
                                     dtype=getattr(torch, dtype) if dtype else None)
         if self.model.tokenizer is None:
             raise ValueError(f'mma: {config} configures no model.tokenizer; generation needs one')
-        sync_data_with_model(cfg, self.model)  # visual tokens and image size from the model
-        image_cfg, tok_cfg = _pipeline_steps(cfg)
-        if tok_cfg is None:  # datasets that build their own samples (VQAv2, MME, COCO) do this
-            tok_cfg = dict(type='TokenizeForLaVIN', tokenizer=self.model.tokenizer, max_len=None)
-        if image_cfg is None and self.model.vision is not None:
-            image_cfg = dict(type='LoadLaVINImage', size=list(self.model.vision.image_size))
-        self.load_image = TRANSFORMS.build(dict(image_cfg)) if image_cfg is not None else None
-        self.tokenize = TRANSFORMS.build(dict(
-            tok_cfg, with_answer=False, num_visual_tokens=self.model.num_visual_tokens,
-            meta_keys=()))
+        sync_data_with_model(cfg, self.model)  # visual tokens, image size, tokenizer: the model's
+        self.pipeline = prediction_steps(cfg, self.model)
+        self.load_image = next((t for t in self.pipeline if isinstance(t, LoadLaVINImage)), None)
+        self.tokenize = next(t for t in self.pipeline if isinstance(t, TokenizeForLaVIN))
         self._ignored_keys = set()
 
     @property
@@ -125,18 +133,9 @@ class MMA(lmms):
         return self._device
 
     # ----------------------------------------------------------------------------- inputs --
-    def image_tensor(self, image: Image.Image) -> torch.Tensor:
-        """A PIL image as :class:`~mma.datasets.LoadLaVINImage` makes one from a file
-        (RGB, bicubic resize, normalisation): (3, H, W)."""
-        from mma.datasets import to_rgb
-        step = self.load_image
-        img = to_rgb(image, step.background).resize((step.size[1], step.size[0]), Image.BICUBIC)
-        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return (x.float() / 255.0 - step.mean) / step.std
-
     def sample(self, context: str, visuals, where: str) -> dict:
-        """One request as a :class:`~mma.datasets.TokenizeForLaVIN` sample (``where`` names it in
-        errors). LaVIN takes one image per question; more, or a video or audio, is an error."""
+        """One request as a sample of the pipeline (``where`` names it in errors). LaVIN takes one
+        image per question; more, or a video or audio, is an error."""
         flat = []
         for v in visuals if isinstance(visuals, (list, tuple)) else [visuals]:
             flat.extend(v if isinstance(v, (list, tuple)) else [v])
@@ -149,12 +148,12 @@ class MMA(lmms):
                              'images (PIL), not video or audio')
         image = None
         if flat and self.load_image is not None:  # a text-only model ignores images
-            image = self.image_tensor(flat[0])
+            image = self.load_image.from_image(flat[0])
         if self.prompt == 'instruction':
-            from mma.datasets import instruction
             context = instruction(context)
-        return self.tokenize(dict(prompt=context, qid=where, image=image,
-                                  img_path=where if image is not None else None))
+        # img_path only marks an image sample: the image is given, not read
+        return run_pipeline(self.pipeline, context, img_path=where if image is not None else None,
+                            image=image, qid=where)
 
     def _doc_sample(self, req: Instance, context: str) -> dict:
         doc_to_visual, doc_id, task, split = req.args[-4:]
@@ -162,11 +161,12 @@ class MMA(lmms):
         return self.sample(context, visuals, f'{task}/{split} doc {doc_id}')
 
     def _batch(self, samples: List[dict], choices: Optional[List[List[int]]] = None) -> dict:
-        """Collate as ``tools/test.py``'s dataloader and prepare as the Runner does."""
-        from mma.datasets import mma_collate
+        """Collate as ``tools/test.py``'s dataloader and prepare as the Runner does; with
+        ``choices`` (one continuation per sample), a batch that :meth:`~mma.models.LaVIN.predict`
+        scores by log-likelihood."""
         if choices is not None:
             for s, c in zip(samples, choices):
-                s['inputs']['choice_ids'] = [c]
+                s['inputs'].update(choice_ids=[c], prediction='score_choices')
         return self.model.data_preprocessor(mma_collate(samples), False)['inputs']
 
     # ------------------------------------------------------------------------- generation --
@@ -241,7 +241,7 @@ class MMA(lmms):
         its sample's prompt (:meth:`sample`), in one batch; ``is_greedy``: greedy decoding from
         the prompt produces the continuation."""
         inputs = self._batch(samples, continuations)
-        scores = [s[0] for s in self.model.choice_logliks(inputs)]
+        scores = [p['choice_logliks'][0] for p in self.model.predict(inputs)]
         gen = self.model.generate(inputs, max_new_tokens=max(len(c) for c in continuations),
                                   temperature=0.0, stop_at_eos=False, stop_strings=(),
                                   stop_pattern=None)
