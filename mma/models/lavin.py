@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mma.adapters.utils import declared_trainable_names, set_trainable
+from mma.checkpoint_file import AllowUnsafe
 from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
 from mma.routers.routing import RoutingContext
 from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text
@@ -66,6 +67,8 @@ class LaVIN(BaseModel):
         adapter_checkpoint: Adapter weights loaded by :meth:`init_weights` after the base
             weights: an mma adapter checkpoint, an mmengine checkpoint or a reference LaVIN
             ``checkpoint-N.pth`` (see :mod:`mma.models.adapter_checkpoint`).
+        allow_unsafe_load: Permission to unpickle ``adapter_checkpoint`` fully (True, or trusted
+            paths; :mod:`mma.checkpoint_file`); mma's Runner passes the config's.
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
@@ -76,9 +79,11 @@ class LaVIN(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
                  generation_cfg: Optional[dict] = None,
-                 adapter_checkpoint: Optional[str] = None):
+                 adapter_checkpoint: Optional[str] = None,
+                 allow_unsafe_load: AllowUnsafe = False):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.adapter_checkpoint = adapter_checkpoint
+        self.allow_unsafe_load = allow_unsafe_load
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
@@ -358,7 +363,8 @@ class LaVIN(BaseModel):
                                   'model.llm (the LLM weights)')
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
-            load_adapter_checkpoint(self, self.adapter_checkpoint)
+            load_adapter_checkpoint(self, self.adapter_checkpoint,
+                                    allow_unsafe=self.allow_unsafe_load)
 
 
 def text_lengths(inputs: dict) -> Tensor:
