@@ -8,8 +8,8 @@ and images go through the data pipeline of the config (its ``LoadLaVINImage`` an
 ``train_dataloader``; without one, :func:`~mma.datasets.prediction_pipeline` of the model) by
 :func:`~mma.datasets.run_pipeline`, and batches through :func:`~mma.datasets.mma_collate` and the
 model's data preprocessor, as ``tools/test.py`` does: a question scored here and by
-``tools/test.py`` sees the same tokens and pixels. The task's text (``doc_to_text``) is the prompt; LaVIN's ``Image: `` prefix and visual
-tokens come before it, as in training.
+``tools/test.py`` sees the same tokens and pixels. The task's text (``doc_to_text``) is the
+prompt; LaVIN's ``Image: `` prefix and visual tokens come before it, as in training.
 
 Model arguments (``--model_args key=value,...``):
     config: The mma config file (model, data pipeline, ``generation_cfg``).
