@@ -37,11 +37,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from mmengine.config import Config
 from PIL import Image
 from tqdm import tqdm
 
 from mma.datasets import (LoadLaVINImage, TokenizeForLaVIN, instruction, mma_collate,
                           prediction_pipeline, run_pipeline)
+from mma.engine import sync_data_with_model
+from mma.loading import load_model
 from mma.registry import TRANSFORMS
 
 #: lmms-eval ``generation_kwargs`` that mma reads; others are reported once and ignored.
@@ -100,9 +103,6 @@ class MMA(lmms):
                  answer_regex: Optional[str] = None):
         # max_batch_size: passed by lmms-eval for its automatic batch size, which mma does not do
         super().__init__()
-        import mma
-        from mma.engine import sync_data_with_model
-        from mmengine.config import Config
         if str(batch_size).startswith('auto'):
             raise ValueError("mma: batch_size='auto' is not supported; give a number")
         self.batch_size = int(batch_size)
@@ -118,8 +118,8 @@ class MMA(lmms):
             raise FileNotFoundError(f'mma: config file not found: {config}')
         cfg = Config.fromfile(str(config))
         self._device = torch.device(_default_device(device))
-        self.model = mma.load_model(cfg, checkpoint, device=self._device, merge=merge,
-                                    dtype=getattr(torch, dtype) if dtype else None)
+        self.model = load_model(cfg, checkpoint, device=self._device, merge=merge,
+                                dtype=getattr(torch, dtype) if dtype else None)
         if self.model.tokenizer is None:
             raise ValueError(f'mma: {config} configures no model.tokenizer; generation needs one')
         sync_data_with_model(cfg, self.model)  # visual tokens, image size, tokenizer: the model's
