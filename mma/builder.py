@@ -27,6 +27,18 @@ def model_config(cfg: ConfigType) -> dict:
     return cfg.to_dict()
 
 
+def with_load_permission(model_cfg: dict, allow_unsafe) -> dict:
+    """``model_cfg`` given the run's permission to unpickle its ``adapter_checkpoint`` fully (the
+    config's top-level ``allow_unsafe_load``: True, or trusted paths; :mod:`mma.checkpoint_file`)
+    as the model's ``allow_unsafe_load``, which ``LaVIN.init_weights`` hands to the loader. The
+    same dict when there is no ``adapter_checkpoint``, no permission, or the model states its own.
+    """
+    if not allow_unsafe or model_cfg.get('adapter_checkpoint') is None or \
+            'allow_unsafe_load' in model_cfg:
+        return model_cfg
+    return dict(model_cfg, allow_unsafe_load=allow_unsafe)
+
+
 def build_model(cfg: ConfigType, **overrides) -> nn.Module:
     """Build a model (random or meta-device weights; no files are read).
 

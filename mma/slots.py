@@ -214,3 +214,9 @@ def base_state_dict(root: nn.Module, slots: Iterable[AdapterSlot]) -> Dict[str, 
     (frozen) weights, as its checkpoint files hold them."""
     prefixes = tuple(adapter_prefixes(root, slots))
     return {k: v for k, v in root.state_dict().items() if not k.startswith(prefixes)}
+
+
+def adapters_left(root: nn.Module, slots: Iterable[AdapterSlot]) -> List[Tuple[str, AdapterSlot]]:
+    """``(module path in root, slot)`` of each of ``slots`` that holds an adapter."""
+    paths = {id(m): n for n, m in root.named_modules()}
+    return [(paths[id(s.adapter)], s) for s in slots if s.adapter is not None]

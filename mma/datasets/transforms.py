@@ -107,7 +107,13 @@ class LoadLaVINImage:
             FileNotFoundError: ``path`` does not exist.
             ValueError: the file is not a readable image (corrupt or truncated).
         """
-        img = read_rgb(path, self.background, sample)
+        return self.from_image(read_rgb(path, self.background, sample))
+
+    def from_image(self, img: Image.Image) -> torch.Tensor:
+        """An image already in memory (any PIL mode, :func:`to_rgb`) as :meth:`load` makes one
+        from a file: RGB, pad-to-square if set, bicubic resize, normalisation; a normalised
+        (3, H, W) tensor."""
+        img = to_rgb(img, self.background)
         if self.pad_to_square and img.width != img.height:
             side = max(img.size)
             fill = tuple(int(255 * float(m)) for m in self.mean.flatten())

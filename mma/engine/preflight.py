@@ -16,6 +16,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mma.builder import model_config, with_load_permission
 from mma.registry import DATASETS, METRICS, explain_unknown_types
 
 from .runner import sync_data_with_model
@@ -45,8 +46,9 @@ def preflight(cfg: Config) -> Tuple[bool, List[str]]:
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mma')):
 
         def build_model():
+            model_cfg = with_load_permission(model_config(cfg), cfg.get('allow_unsafe_load'))
             with torch.device('meta'):
-                state['model'] = mma.build_model(cfg)
+                state['model'] = mma.build_model(model_cfg)
             model = state['model']
             n = sum(p.numel() for p in model.parameters() if p.requires_grad)
             return f'{type(model).__name__}, {n:,} trainable parameters'

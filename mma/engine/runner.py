@@ -25,6 +25,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 
+from mma.builder import build_model, with_load_permission
 from mma.datasets.follow import follow_model, model_data_facts
 from mma.errors import MMAUserError
 from mma.registry import DATASETS, RUNNERS, TRANSFORMS
@@ -78,7 +79,6 @@ def sync_data_with_model(cfg, model: Optional[nn.Module] = None) -> Optional[int
     if not any(cfg.get(k) for k in DATALOADERS):
         return None
     if model is None:
-        from mma.builder import build_model
         with torch.device('meta'):
             model = build_model(cfg)
     k = getattr(model, 'num_visual_tokens', None)
@@ -155,6 +155,13 @@ class MMARunner(Runner):
             model_wrapper_cfg.setdefault('find_unused_parameters',
                                          bool(getattr(model, 'may_leave_parameters_unused', True)))
         return super().wrap_model(model_wrapper_cfg, model)
+
+    def build_model(self, model):
+        """mmengine's, with the config's ``allow_unsafe_load`` handed to a model that loads an
+        ``adapter_checkpoint`` itself (:func:`mma.builder.with_load_permission`)."""
+        if isinstance(model, dict):
+            model = with_load_permission(dict(model), self.cfg.get('allow_unsafe_load'))
+        return super().build_model(model)
 
     def build_logger(self, *args, **kwargs) -> MMLogger:
         logger = super().build_logger(*args, **kwargs)

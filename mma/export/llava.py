@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mma.encoders.hf_clip import HF_PREFIX
 from mma.errors import MMAUserError
+from mma.slots import adapters_left
 
 #: open_clip name -> HF name (after ``vision_model.``), the inverse of mma.encoders.hf_clip.
 _RENAMES = (
@@ -83,7 +84,6 @@ def _clip_layout_problem(tower: nn.Module) -> Optional[str]:
 def llava_problems(model: nn.Module) -> List[str]:
     """Why a model merged for images is not a LLaVA layout (empty when it is)."""
     from mma.encoders.clip_vit import CLIPViT
-    from mma.models.merge import adapter_names
     from mma.projectors.mlp_projector import MLPProjector
     vision, projector = getattr(model, 'vision', None), getattr(model, 'projector', None)
     problems = []
@@ -103,11 +103,12 @@ def llava_problems(model: nn.Module) -> List[str]:
     elif projector.fc1.out_features != model.llm.dim:
         problems.append(f'MLPProjector hidden={projector.fc1.out_features}; LLaVA\'s hidden '
                         f'width is the LLM dim {model.llm.dim}')
-    kept = adapter_names(model)
+    llm_slots = {id(s.parent) for s in model.llm.adapter_slots('all')}
+    kept = adapters_left(model, [s for s in model.adapter_slots() if id(s.parent) not in llm_slots])
     if kept:
-        problems.append(f'{len(kept)} adapters stay in the merged model (e.g. {kept[0]}): '
+        problems.append(f'{len(kept)} adapters stay in the vision encoder (e.g. {kept[0][0]}): '
                         'routed ViT adapters route each image token by itself and cannot be '
-                        'folded')
+                        'folded (others fold when the model is merged for images)')
     return problems
 
 

@@ -23,6 +23,7 @@ from mma.errors import MMAUserError
 from mma.llms.families import FAMILIES, family_for
 from mma.llms.family import LLAMA_LAYER_KEYS, LLMFamily, Split
 from mma.llms.hf_format import hf_permute
+from mma.slots import AdapterSlot, adapters_left
 
 #: Family name -> the transformers class of its own architecture.
 HF_ARCHITECTURES = {'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
@@ -69,17 +70,31 @@ def _names(value: Union[str, Split]) -> List[str]:
     return [value] if isinstance(value, str) else [name for name, _ in value]
 
 
+def unfoldable_message(part: str, left: List[Tuple[str, AdapterSlot]]) -> str:
+    """Why a model with adapters ``left`` in ``part`` (``'the LLM'``) cannot be written, and what
+    to do: a prefix never folds (LLaMA-Adapter), other adapters fold when the model is merged."""
+    prefixes = [p for p, s in left if s.kind == 'prefix']
+    others = [p for p, s in left if s.kind != 'prefix']
+    msg = f'export: {part} still holds {len(left)} adapters ({", ".join(p for p, _ in left[:3])}' \
+          f'{", ..." if len(left) > 3 else ""}); a transformers architecture has no place for them.'
+    if prefixes:
+        msg += (f' {len(prefixes)} are LLaMA-Adapter prefixes ({prefixes[0]}): attention over '
+                'learned prefix tokens with its own gate, which never folds into the frozen '
+                'weights (mma.adapters.llama_adapter), so this model runs in mma only.')
+    if others:
+        msg += (f' {len(others)} fold into the frozen weights once the model is merged for one '
+                "modality: load it with mma.load_model(..., merge='text' or 'image') (as "
+                'tools/export_hf.py does).')
+    return msg
+
+
 def _layer_tensors(llm: nn.Module) -> List[Dict[str, Tensor]]:
-    """Each block's tensors, keys after ``layers.{i}.``; adapters left in are an error."""
-    out = []
-    for i, blk in enumerate(llm.layers):
-        if getattr(blk, 'adapter_attn', None) is not None or \
-                getattr(blk, 'adapter_ffn', None) is not None:
-            raise MMAUserError(f'export: LLM block {i} still holds an adapter; export a model '
-                               "merged for one modality (mma.load_model(..., merge='text' or "
-                               "'image'))")
-        out.append(dict(blk.state_dict()))
-    return out
+    """Each block's tensors, keys after ``layers.{i}.``; adapters left in any slot (block,
+    linear, prefix) are an error naming them."""
+    left = adapters_left(llm, llm.adapter_slots('all'))
+    if left:
+        raise MMAUserError(unfoldable_message('the LLM', left))
+    return [dict(blk.state_dict()) for blk in llm.layers]
 
 
 def plan_llm(llm: nn.Module, family: Optional[str] = None) -> Tuple[str, dict, Dict]:

@@ -1,9 +1,29 @@
-"""Small helpers of :class:`~mma.models.LaVIN`'s entry points (mmengine's init report, data
-samples as dicts)."""
+"""Small helpers of :class:`~mma.models.LaVIN` (building adapters for slots, storing frozen
+weights in a dtype, mmengine's init report, data samples as dicts)."""
 import contextlib
 import logging
 
+import torch
 from mmengine.logging import MMLogger
+from torch import nn
+
+from mma.registry import ADAPTERS
+from mma.slots import AdapterSlot
+
+
+def build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
+    """The adapter for ``slot``: ``in_features`` (default ``width``) and the slot's sizes filled
+    in where the config does not set them (a linear slot's widths and target)."""
+    return ADAPTERS.build({'in_features': width, **slot.sizes, **cfg})
+
+
+def cast_frozen(model: nn.Module, dtype) -> None:
+    """Store every frozen (``requires_grad=False``) tensor of ``model`` in ``dtype`` (a torch
+    dtype or its name): no fp32 copy of a frozen weight remains."""
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    for p in model.parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(dtype)
 
 
 @contextlib.contextmanager

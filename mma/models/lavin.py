@@ -7,25 +7,20 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mma.adapters.utils import declared_trainable_names, set_trainable
-from mma.registry import ADAPTERS, ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
+from mma.checkpoint_file import AllowUnsafe
+from mma.registry import ENCODERS, LLMS, MODELS, PROJECTORS, TOKENIZERS
 from mma.routers.routing import RoutingContext
 from mma.sequence import IGNORE_INDEX, num_positions, pack, pad_rows, row_text, text_lengths
 from mma.slots import AdapterSlot
 
 from .generation import GenerationConfig, GenerationOutput, stop_ids
 from .generation import generate as _generate
-from .entry_helpers import as_dict, init_report_to_log_file_only
+from .entry_helpers import as_dict, build_adapter, cast_frozen, init_report_to_log_file_only
 from .masks import modality_mask
 from .modality import context_routing
 from .packing import packed_hidden_states
 
 __all__ = ['IGNORE_INDEX', 'LaVIN']
-
-
-def _build_adapter(cfg: dict, width: int, slot: AdapterSlot) -> nn.Module:
-    """The adapter for ``slot``: ``in_features`` (default ``width``) and the slot's sizes filled
-    in where the config does not set them (a linear slot's widths and target)."""
-    return ADAPTERS.build({'in_features': width, **slot.sizes, **cfg})
 
 
 @MODELS.register_module()
@@ -69,6 +64,8 @@ class LaVIN(BaseModel):
         modality_in_sequence: True (LaVIN): the modality token is position 0 of every row. False:
             rows are the base model's own (LLaVA-1.5: ids and positions unchanged) and the
             routers read the token run alone (:mod:`mma.models.modality`, the same weights).
+        allow_unsafe_load: Permission to unpickle ``adapter_checkpoint`` fully (True, or trusted
+            paths; :mod:`mma.checkpoint_file`); mma's Runner passes the config's.
     """
 
     def __init__(self, llm: dict, vision: Optional[dict] = None,
@@ -79,10 +76,12 @@ class LaVIN(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None, tokenizer: Optional[dict] = None,
                  generation_cfg: Optional[dict] = None,
-                 adapter_checkpoint: Optional[str] = None, modality_in_sequence: bool = True):
+                 adapter_checkpoint: Optional[str] = None, modality_in_sequence: bool = True,
+                 allow_unsafe_load: AllowUnsafe = False):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.modality_positions = int(bool(modality_in_sequence))  # columns before the text
         self.adapter_checkpoint = adapter_checkpoint
+        self.allow_unsafe_load = allow_unsafe_load
         self.llm = LLMS.build(llm)
         dim = self.llm.dim
         self.vision = ENCODERS.build(vision) if vision is not None else None
@@ -90,21 +89,18 @@ class LaVIN(BaseModel):
         self.vit_adapter_placement = vit_adapter_placement
         if llm_adapter is not None:
             for slot in self.llm.adapter_slots(llm_adapter_placement):
-                slot.insert(_build_adapter(llm_adapter, dim, slot))
+                slot.insert(build_adapter(llm_adapter, dim, slot))
         if self.vision is not None:
             if vit_adapter is not None:
                 for slot in self.vision.adapter_slots(vit_adapter_placement):
-                    slot.insert(_build_adapter(vit_adapter, self.vision.width, slot))
+                    slot.insert(build_adapter(vit_adapter, self.vision.width, slot))
             self.projector = PROJECTORS.build(dict(
                 projector or dict(type='LaVINProjector', hidden=128), in_features=self.vision.width,
                 out_features=dim))
         self.modality_embedding = nn.Embedding(2, dim)
         set_trainable(self, self.trainable_names())
         if frozen_dtype is not None:
-            dtype = getattr(torch, frozen_dtype) if isinstance(frozen_dtype, str) else frozen_dtype
-            for p in self.parameters():
-                if not p.requires_grad:
-                    p.data = p.data.to(dtype)
+            cast_frozen(self, frozen_dtype)
         # Built on first use: the file need not exist to build (or count) the model.
         self._tokenizer = tokenizer
         self.generation_cfg = dict(generation_cfg or {})
@@ -396,5 +392,6 @@ class LaVIN(BaseModel):
                                   'model.llm (the LLM weights)')
         if self.adapter_checkpoint is not None:
             from .adapter_checkpoint import load_adapter_checkpoint
-            load_adapter_checkpoint(self, self.adapter_checkpoint)
+            load_adapter_checkpoint(self, self.adapter_checkpoint,
+                                    allow_unsafe=self.allow_unsafe_load)
 

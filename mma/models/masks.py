@@ -1,9 +1,10 @@
 """The attention rule of the modality token, in one place for training and decoding.
 
 Token 0 of every LaVIN sequence is the modality token; it acts only through the routers (whose input
-is its hidden state), so no later position attends to it and it attends only to itself (reference
-doc §2). Rows may be left-padded (generation): ``pad[i]`` padding columns come before row ``i``'s
-modality token. Training uses ``pad = 0``.
+is its hidden state), so no later position attends to it and it attends only to itself (the mask
+of the original LaVIN code, ``lavin/model.py``, github.com/luogen1996/LaVIN). Rows may be
+left-padded (generation): ``pad[i]`` padding columns come before row ``i``'s modality token.
+Training uses ``pad = 0``.
 """
 import torch
 from torch import Tensor

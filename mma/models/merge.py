@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from mma.adapters.base import adapter_fold
 from mma.adapters.utils import fold_into
 from mma.routers.routing import RoutingContext
-from mma.slots import AdapterSlot
+from mma.slots import AdapterSlot, adapters_left
 
 MODALITIES = {'image': True, 'text': False}
 
@@ -108,8 +108,7 @@ def _twin(src: nn.Module, dst: nn.Module, module: nn.Module) -> nn.Module:
 
 def adapter_names(model: nn.Module) -> List[str]:
     """Names of the adapter modules left in a model (the routed ViT adapters after a merge)."""
-    paths = {id(m): n for n, m in model.named_modules()}
-    return [paths[id(s.adapter)] for s in model.adapter_slots() if s.adapter is not None]
+    return [path for path, _ in adapters_left(model, model.adapter_slots())]
 
 
 @torch.no_grad()

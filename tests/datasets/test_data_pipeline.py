@@ -165,6 +165,13 @@ def test_image_modes_and_normalisation(tmp_path):
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     assert torch.allclose(x, (ref - mean) / std, atol=1e-6)
+    # an image already in memory (lmms-eval's documents) becomes what the file gives
+    load = LoadLaVINImage(size=16, background=(255, 255, 255))
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'a.png')
+    with Image.open(tmp_path / 'a.png') as im:
+        assert torch.equal(load.from_image(im), load.load(str(tmp_path / 'a.png')))
+    assert torch.equal(load.from_image(Image.open(tmp_path / 'l.png')),
+                       load.load(str(tmp_path / 'l.png')))
 
 
 def test_length_grouped_sampler(sqa, tok, monkeypatch):

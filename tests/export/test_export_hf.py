@@ -1,5 +1,6 @@
 """Export to transformers: each exported folder loads with transformers' own classes (no custom
 code) and gives the logits of mma's merged model; the folded biases are what makes them equal."""
+import glob
 import json
 import os
 
@@ -14,6 +15,8 @@ from mma.models.merge import merge_lavin
 from mma.toy import tiny_lavin_cfg
 
 transformers = pytest.importorskip('transformers', minversion='5')  # pip install '.[export]'
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VOCAB = 300
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
@@ -57,11 +60,11 @@ def _trained_looking(model):
     return model.eval()
 
 
-def _text_lavin(family, placement, hf_folders):
+def _text_lavin(family, placement, hf_folders, adapter=None):
     llm = dict(type='LLaMA', preset='tiny', vocab_size=VOCAB) if family == 'llama' else \
         dict(type='LLaMA', checkpoint=hf_folders[family])
-    adapter = dict(type='RoutedRepAdapter', hidden_dim=8, groups=2, dropout=0.0,
-                   router=dict(type='ModalityRouter', temperature=10.0))
+    adapter = adapter or dict(type='RoutedRepAdapter', hidden_dim=8, groups=2, dropout=0.0,
+                              router=dict(type='ModalityRouter', temperature=10.0))
     cfg = dict(type='LaVIN', llm=llm, llm_adapter=adapter if placement else None,
                llm_adapter_placement=placement or 'attn')
     torch.manual_seed(0)
@@ -210,5 +213,37 @@ def test_lavin_layouts_are_refused_with_the_reason(tmp_path):
     cfg['projector'] = dict(type='MLPProjector')
     siglip = merge_lavin(mma.build_model(cfg).eval(), 'image')
     assert [p for p in llava_problems(siglip) if 'timm tower' in p]
-    with pytest.raises(MMAUserError, match='still holds an adapter'):
+    with pytest.raises(MMAUserError, match=r'still holds \d+ adapters.*merged for one modality'):
         export_hf(lavin, str(tmp_path), 'text')  # not merged
+
+
+PEFT_CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', 'ablations', 'tiny', 'peft_*.py')))
+
+
+@pytest.mark.parametrize('config', PEFT_CONFIGS, ids=os.path.basename)
+def test_peft_trained_lavin_exports_or_is_refused(hf_folders, tmp_path, config):
+    """The tiny PEFT configs' LLM adapters (LoRA, DoRA, IA³, MMA over LoRA: they fold) export
+    after the text merge as a plain transformers causal LM with mma's logits; LLaMA-Adapter's
+    prefix never folds, so its export is refused with the reason and nothing is written."""
+    from mmengine.config import Config
+    model_cfg = Config.fromfile(config).model
+    adapter, placement = dict(model_cfg.llm_adapter), model_cfg.llm_adapter_placement
+    if placement.startswith('prefix:'):  # the demo's top 4 layers: all of the tiny LLM's 2
+        placement = 'prefix'
+    merged = merge_lavin(_text_lavin('llama', placement, hf_folders, adapter), 'text')
+    out = tmp_path / 'text'
+    if adapter['type'] == 'LLaMAAdapterPrefix':
+        with pytest.raises(MMAUserError, match=r'LLaMA-Adapter prefixes .*layers\.\d+\.attention'
+                           r'\.adapter_prefix.*never folds'):
+            export_hf(merged, str(out), 'text')
+        assert not out.exists()
+        return
+    assert export_hf(merged, str(out), 'text') == 'LlamaForCausalLM'
+    cfg = json.loads((out / 'config.json').read_text())
+    assert not cfg['attention_bias'] and not cfg['mlp_bias']  # weight folds: plain LLaMA
+    ids = torch.randint(3, VOCAB, (2, 20))
+    _, logits = _hf_text_logits(str(out), ids)
+    assert (logits - _text_logits(merged, ids)).abs().max() <= 1e-5
+    # the folds changed the frozen weights (the equality is not the base model's)
+    base = _text_lavin('llama', None, hf_folders)
+    assert (_text_logits(base, ids) - _text_logits(merged, ids)).abs().max() > 1e-3

@@ -233,3 +233,47 @@ def test_real_weights_configs():
     if not torch.cuda.is_available():
         with torch.device('meta'), pytest.raises(RuntimeError, match='needs a CUDA GPU'):
             mma.build_model(lite)
+
+
+def test_adapter_checkpoint_permission_reaches_training_and_check(tmp_path):
+    """``model.adapter_checkpoint`` loads in ``LaVIN.init_weights`` (the Runner's training start,
+    ``tools/train.py --check``) with the config's ``allow_unsafe_load``, not with a process-wide
+    setting: refused without it, loaded with it."""
+    from mmengine.logging import HistoryBuffer
+    from mma.engine import MMARunner
+    from mma.engine.preflight import preflight
+    torch.manual_seed(0)
+    src = mma.build_model(tiny_lavin_cfg(vocab_size=300))
+    _randomize_adapters(src)
+    hub = HistoryBuffer()
+    hub.update(1.0)
+    path = str(tmp_path / 'epoch_1.pth')  # an mmengine checkpoint not written by mma's hooks
+    torch.save({'meta': {'epoch': 1}, 'state_dict': src.state_dict(),
+                'message_hub': {'log': hub}}, path)
+
+    def config(allow):
+        cfg = Config(dict(model=dict(tiny_lavin_cfg(vocab_size=300), adapter_checkpoint=path),
+                          work_dir=str(tmp_path / 'work'), default_scope='mma'))
+        if allow is not None:
+            cfg.allow_unsafe_load = allow
+        return cfg
+
+    def trained_start(allow):  # what runner.train() does first
+        runner = MMARunner.from_cfg(config(allow))
+        runner.model.init_weights()
+        return runner.model
+
+    with pytest.raises(pickle.UnpicklingError, match='epoch_1.pth: holds Python objects'):
+        trained_start(None)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        model = trained_start([path])
+    for k, v in src.trainable_state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    with pytest.raises(pickle.UnpicklingError):  # the permission names files
+        trained_start([str(tmp_path / 'other.pth')])
+
+    ok, lines = preflight(config(None))
+    assert not ok and any('epoch_1.pth: holds Python objects' in line for line in lines)
+    with pytest.warns(UserWarning, match='unpickling it fully, as allowed'):
+        ok, lines = preflight(config(True))
+    assert ok, lines
