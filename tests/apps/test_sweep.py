@@ -84,9 +84,13 @@ def test_config_changes_against_the_preset():
     assert config_changes(os.path.join(ABL, 'lavin_7b_sqa_tokens3.py')) == [
         'model.vision.feature_every=8']
     # a config over another ablation is compared with the preset at the top
+    # (a model without a vision encoder gives the data no image size: the text-only ablation
+    # states the size its pipelines load the data set's images at)
     assert config_changes(os.path.join(ABL, 'lavin_13b_sqa_text-only_no-router.py')) == [
         'model.llm_adapter.router=<removed>', 'model.llm_adapter.type=RepAdapter',
-        'model.vision=None', 'model.vit_adapter=None']
+        'model.vision=None', 'model.vit_adapter=None',
+        'train_dataloader.dataset.pipeline.0.size=224',
+        'test_dataloader.dataset.pipeline.0.size=224']
 
 
 def test_commands_per_launcher(tmp_path):
