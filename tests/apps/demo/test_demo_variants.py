@@ -15,7 +15,9 @@ TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['lavin_tiny_demo_qwen2.5.py', 'lavin_tiny_demo_patch-mlp.py'])
 def test_demo_variant_beats_text_only(tmp_path, name, quick_demo):
-    shares_assets = 'patch-mlp' in name  # the demo's own backbones: its assets and text-only run
+    # the patch-MLP variant has the demo's backbones, so the quick demo's assets; its text-only
+    # preset (no ViT, hence no projector) is the quick demo's text-only model, already trained
+    shares_assets = 'patch-mlp' in name
     if shares_assets:
         shutil.copytree(quick_demo['work_dir'] / 'assets', tmp_path / 'assets')
     logs = []
