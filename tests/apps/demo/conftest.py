@@ -24,7 +24,7 @@ def quick_demo(tmp_path_factory) -> dict:
     res = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'demo.py'), '--quick',
                           '--work-dir', str(work_dir), '--cfg-options',
                           f'train_cfg.max_epochs={QUICK_EPOCHS}'],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     out = dict(work_dir=work_dir, epochs=QUICK_EPOCHS, lines=(res.stdout + res.stderr).splitlines(),
                chance=chance_levels(str(work_dir / 'assets' / 'scienceqa')))
