@@ -3,33 +3,20 @@ chance on both kinds of question, the router preset must beat the text-only pres
 questions, the routers must have learnt to tell the modalities apart, the console must stay short,
 and every file the demo writes must load with ``torch.load(weights_only=True)``."""
 import glob
-import importlib.util
 import json
 import os
 import zipfile
 
+import pytest
 import torch
 
 from mma.apps.demo.run import (DEFAULT_CONFIG, chance_levels, prepare_assets, set_asset_paths)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))))
 
-
-def _demo_tool():
-    spec = importlib.util.spec_from_file_location('mma_tools_demo',
-                                                  os.path.join(REPO, 'tools', 'demo.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_quick_demo_learns(tmp_path, capfd):
-    out = _demo_tool().main(['--quick', '--work-dir', str(tmp_path),
-                             '--cfg-options', 'train_cfg.max_epochs=3'])
-    printed = capfd.readouterr()
-    lines = (printed.out + printed.err).splitlines()
-    chance, lavin, text_only = out['chance'], out['lavin'], out['text_only']
+@pytest.mark.slow
+def test_quick_demo_learns(quick_demo):
+    tmp_path, lines = quick_demo['work_dir'], quick_demo['lines']
+    chance, lavin, text_only = quick_demo['chance'], quick_demo['lavin'], quick_demo['text_only']
     assert lavin['count'] == 96 and lavin['unparseable'] <= 5  # unparseable = scored wrong
     assert lavin['IMG'] >= chance['IMG'] + 35, (lavin, chance)
     assert lavin['TXT'] >= chance['TXT'] + 50, (lavin, chance)
@@ -55,7 +42,8 @@ def test_quick_demo_learns(tmp_path, capfd):
     torch_files = [p for p in glob.glob(str(tmp_path / '**' / '*'), recursive=True)
                    if os.path.isfile(p) and zipfile.is_zipfile(p)]
     names = {os.path.relpath(p, tmp_path) for p in torch_files}
-    assert {'lavin/epoch_3.pth', 'text_only/epoch_3.pth', 'assets/vit.pt',
+    last = f"epoch_{quick_demo['epochs']}.pth"
+    assert {f'lavin/{last}', f'text_only/{last}', 'assets/vit.pt',
             'assets/llama/consolidated.00.pth'} <= names, names
     for p in torch_files:
         torch.load(p, map_location='cpu', weights_only=True)
@@ -67,7 +55,7 @@ def test_quick_demo_learns(tmp_path, capfd):
     from mmengine.config import Config
     cfg = Config.fromfile(DEFAULT_CONFIG)
     set_asset_paths(cfg, str(tmp_path / 'assets'))
-    model = mma.load_model(cfg, str(tmp_path / 'lavin' / 'epoch_3.pth'))
+    model = mma.load_model(cfg, str(tmp_path / 'lavin' / last))
     weights = router_weights(model)
     assert len(weights) == cfg.llm_params['n_layers']
     gaps = {name: float((w[0] - w[1]).abs().max()) for name, w in weights.items()}
