@@ -64,17 +64,23 @@ def prediction_steps(cfg, model) -> list:
         dataset = (cfg.get(key) or {}).get('dataset') or {}
         while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
             dataset = dataset['dataset']
-        steps = {t.get('type'): t for t in dataset.get('pipeline') or [] if isinstance(t, dict)}
-        if 'TokenizeForLaVIN' in steps:
+        # steps by registered class, not by type-name strings (a config may name a subclass)
+        steps = {}
+        for t in dataset.get('pipeline') or []:
+            cls = TRANSFORMS.get(t['type']) if isinstance(t, dict) else None
+            for kind in (TokenizeForLaVIN, LoadLaVINImage):
+                if isinstance(cls, type) and issubclass(cls, kind):
+                    steps[kind] = t
+        if TokenizeForLaVIN in steps:
             break
     else:
         return prediction_pipeline(model)
-    tokenize = TRANSFORMS.build(dict(steps['TokenizeForLaVIN'], with_answer=False, meta_keys=()))
+    tokenize = TRANSFORMS.build(dict(steps[TokenizeForLaVIN], with_answer=False, meta_keys=()))
     if model.vision is None:  # a text-only model ignores images
         return [tokenize]
-    if 'LoadLaVINImage' not in steps:  # a text-only data set: the model's image facts
+    if LoadLaVINImage not in steps:  # a text-only data set: the model's image facts
         return prediction_pipeline(model)[:1] + [tokenize]
-    return [TRANSFORMS.build(dict(steps['LoadLaVINImage'])), tokenize]
+    return [TRANSFORMS.build(dict(steps[LoadLaVINImage])), tokenize]
 
 
 def _default_device(device: Optional[str]) -> str:
