@@ -20,6 +20,7 @@ import logging
 from typing import Iterator, Optional, Tuple
 
 import torch
+from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -129,6 +130,34 @@ def quiet_console(logger: logging.Logger) -> None:
             handler.addFilter(ProgressOnlyFilter())
 
 
+class FormattedOnceConfig(Config):
+    """mmengine's ``Config`` whose ``pretty_text`` is formatted once per content.
+
+    mmengine formats the config with yapf for the log, the dumped config file, the visualizer and
+    the meta of every checkpoint: up to seconds a call when a config holds long paths (yapf
+    searches line splits), for the same text each time. The text is a function of the config's
+    content, which is the cache key, so a config changed in between gets its new text.
+    """
+    _texts: 'dict[tuple, str]' = {}
+
+    @classmethod
+    def of(cls, cfg: Config) -> 'FormattedOnceConfig':
+        """``cfg`` as this class, sharing its content (mmengine's Runner deep-copies it)."""
+        new = cls.__new__(cls)
+        for key, value in cfg.__dict__.items():
+            super(Config, new).__setattr__(key, value)
+        return new
+
+    @property
+    def pretty_text(self) -> str:
+        key = (self.filename, self._format_python_code, repr(self._cfg_dict.to_dict()))
+        if key not in self._texts:
+            if len(self._texts) >= 8:
+                self._texts.pop(next(iter(self._texts)))
+            self._texts[key] = Config.pretty_text.fget(self)
+        return self._texts[key]
+
+
 @RUNNERS.register_module()
 class MMARunner(Runner):
     """``Runner`` that first runs :func:`sync_data_with_model` on its config (in place: the caller's
@@ -139,6 +168,8 @@ class MMARunner(Runner):
     @classmethod
     def from_cfg(cls, cfg) -> 'MMARunner':
         cls._sync(cfg)
+        if isinstance(cfg, Config) and not isinstance(cfg, FormattedOnceConfig):
+            cfg = FormattedOnceConfig.of(cfg)
         return super().from_cfg(cfg)
 
     @classmethod
