@@ -18,7 +18,7 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'lavin_tiny_demo.py')
 #: Sizes of the synthetic data and pretraining; ``quick`` is for tests.
 SETTINGS = {
     'full': dict(n_train=1200, n_val=100, n_test=400, vit_steps=300, llm_steps=400),
-    'quick': dict(n_train=800, n_val=16, n_test=96, vit_steps=200, llm_steps=300),
+    'quick': dict(n_train=800, n_val=16, n_test=96, vit_steps=200, llm_steps=200),
 }
 
 

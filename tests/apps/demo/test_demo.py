@@ -1,16 +1,23 @@
 """The embedded demo, shortened, as ``python tools/demo.py`` runs it: MMA must learn far above
 chance on both kinds of question, the router preset must beat the text-only preset on image
 questions, the routers must have learnt to tell the modalities apart, the console must stay short,
-and every file the demo writes must load with ``torch.load(weights_only=True)``."""
+and every file the demo writes must load with ``torch.load(weights_only=True)``. The patch-MLP
+variant of the demo trains on the same (cached) assets, so it is here too: one session fixture,
+one file, one worker when the suite runs in parallel (tests/conftest.py)."""
 import glob
 import json
 import os
+import shutil
 import zipfile
 
 import pytest
 import torch
 
-from mma.apps.demo.run import (DEFAULT_CONFIG, chance_levels, prepare_assets, set_asset_paths)
+from mma.apps.demo.run import (DEFAULT_CONFIG, chance_levels, prepare_assets, run_demo,
+                               set_asset_paths)
+
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'configs',
+                    'ablations', 'tiny')
 
 
 @pytest.mark.slow
@@ -60,6 +67,23 @@ def test_quick_demo_learns(quick_demo):
     assert len(weights) == cfg.llm_params['n_layers']
     gaps = {name: float((w[0] - w[1]).abs().max()) for name, w in weights.items()}
     assert min(gaps.values()) > ROUTER_GAP, gaps
+
+
+@pytest.mark.slow
+def test_patch_mlp_demo_beats_text_only(tmp_path, quick_demo):
+    # patch tokens through LLaVA-1.5's MLP projector, on the demo's backbones: the quick demo's
+    # assets (cached, not made again); its text-only preset (no ViT, hence no projector) is the
+    # quick demo's text-only model, already trained
+    shutil.copytree(quick_demo['work_dir'] / 'assets', tmp_path / 'assets')
+    logs = []
+    out = run_demo(str(tmp_path), os.path.join(TINY, 'lavin_tiny_demo_patch-mlp.py'),
+                   setting='quick', log=logs.append, compare_text_only=False,
+                   cfg_options={'train_cfg.max_epochs': quick_demo['epochs']})
+    lavin, chance, text_only = out['lavin'], out['chance'], quick_demo['text_only']
+    assert f'assets: cached in {tmp_path / "assets"}' in logs, logs[:3]
+    assert lavin['count'] == 96 and lavin['unparseable'] <= 5
+    assert lavin['IMG'] >= text_only['IMG'] + 30, (lavin, text_only)
+    assert lavin['TXT'] >= chance['TXT'] + 50, (lavin, chance)
 
 
 #: Bound on the image-vs-text difference of an expert weight in every routed LLM adapter after the
