@@ -10,6 +10,43 @@ import torch
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+
+# Parallel runs (pytest-xdist: `-n auto`, as the README's command): each worker gets its share of
+# the cores for torch and for the processes it starts, so two workers on two cores don't fight
+# over threads; each test file runs whole on one worker, so its module fixtures are built once;
+# the files with end-to-end runs (`slow`) start first, so no worker is left with one at the end.
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if _WORKERS > 1:
+    _threads = max(1, len(os.sched_getaffinity(0)) // _WORKERS)
+    torch.set_num_threads(_threads)
+    os.environ['OMP_NUM_THREADS'] = str(_threads)
+
+#: Folders whose test files share a session fixture of their own conftest.py: one worker each.
+ONE_WORKER_FOLDERS = ('tests/apps/web_demo/', )
+
+
+def _scope(nodeid: str) -> str:
+    path = nodeid.split('::', 1)[0]
+    return next((f for f in ONE_WORKER_FOLDERS if path.startswith(f)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _scope(nodeid)
+
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if _WORKERS > 1:  # the same order on every worker: scopes with a slow test first
+        slow = {_scope(i.nodeid) for i in items if i.get_closest_marker('slow')}
+        items.sort(key=lambda i: _scope(i.nodeid) not in slow)
+
+
 WORDS = ('the answer is A B C D E because image question context options response instruction '
          'a cat dog sits on mat red blue green yes no what color is sky grass two three four '
          'which animal can fly swim run plant water sun light heat magnet pull push N/A').split()
