@@ -205,6 +205,7 @@ def test_table_csv_and_markdown(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end --
+@pytest.mark.slow
 def test_sweep_end_to_end_tiny(tmp_path):
     from mma.toy import make_tiny_scienceqa
     sqa = make_tiny_scienceqa(str(tmp_path / 'sqa'))

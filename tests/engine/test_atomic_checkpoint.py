@@ -67,6 +67,7 @@ def _kill_when_ready(proc, ready: str, log: str, timeout: float = 120) -> None:
     assert proc.wait(30) == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_in_training_and_in_a_save_then_resume_is_bitwise(sqa, straight, tmp_path):
     cfg = tmp_path / 'tiny_faults.py'
     # max_keep_ckpts=1: mmengine's own hook would delete epoch_1.pth before writing epoch_2.pth
@@ -113,6 +114,7 @@ def test_sigkill_in_training_and_in_a_save_then_resume_is_bitwise(sqa, straight,
         f'epoch_{EPOCHS}.pth']
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_with_dropout_is_bitwise(sqa, tmp_path):
     """Checkpoints every 2 iterations (3 per epoch): the run is killed after iteration 5, its
     last checkpoint is iter_4.pth, taken after the first batch of epoch 2. Resuming must skip

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import randomize_adapters
@@ -44,6 +45,7 @@ def run(args, cwd):
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_test_tool_one_and_two_processes(tmp_path, tokenizer_path, sqa_root):
     import mma
     cfg_path = tmp_path / 'tiny_sqa.py'

@@ -41,6 +41,7 @@ def test_train_cli_single_process(sqa, tmp_path):
     assert os.path.isfile(os.path.join(wd, 'epoch_4.pth'))
 
 
+@pytest.mark.slow
 def test_train_cli_torchrun_two_cpu_processes(sqa, tmp_path):
     wd = str(tmp_path / 'w')
     res = torchrun(2, [TINY_CFG, '--work-dir', wd, '--cfg-options'] + data_options(sqa) +
@@ -54,6 +55,7 @@ def test_train_cli_torchrun_two_cpu_processes(sqa, tmp_path):
     assert os.path.isfile(os.path.join(wd, 'epoch_4.pth'))
 
 
+@pytest.mark.slow
 def test_fsdp_two_cpu_ranks_train_and_resume(sqa, tmp_path):
     cfg = os.path.join(REPO, 'configs', 'tiny', 'lavin_tiny_sqa_fsdp.py')
     opts = data_options(sqa) + ['train_cfg.max_epochs=2']

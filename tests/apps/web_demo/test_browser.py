@@ -129,6 +129,7 @@ def _result(page, previous):
     return page.locator('#answer textarea').input_value()
 
 
+@pytest.mark.slow
 def test_web_demo_in_chromium(server, demo_run, tmp_path):
     run = demo_run
     url = server()
