@@ -7,6 +7,12 @@
    ``torch.cuda.set_device``; mma starts the process group itself and wraps DDP for CPU.
 3. FSDP resume (:mod:`mma.engine.fsdp`): :class:`~mma.engine.fsdp.CompatFSDPStrategy`.
 
+Two more make mmengine cheaper, not correct: ``import mma`` imports ``mmengine.optim`` without the
+transformers import it makes for ``Adafactor`` (:mod:`mma.mmengine_import`; ~4 s per process
+with transformers and peft installed), and :class:`~mma.engine.runner.MMARunner` formats its
+config with yapf once per content, not for every log, dump and checkpoint
+(:class:`~mma.engine.runner.FormattedOnceConfig`).
+
 Fix 1 is applied by a tool for its run (:func:`apply_mmengine_fixes`); fixes 2 and 3 are used
 explicitly (launch, config).
 """
