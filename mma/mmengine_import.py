@@ -2,7 +2,7 @@
 
 ``mmengine.optim`` imports transformers when it is installed, only to register one optimizer
 (``Adafactor``). That one import loads much of transformers and, through it, peft: about 4 s of
-every mma process's start on a 2-core machine (``tools/train.py --help``: 10.2 s -> 6.2 s). mma
+every mma process's start on a 2-core machine (``tools/train.py --help``: 10.2 s -> 5.7 s). mma
 imports ``mmengine.optim`` first with transformers hidden from that import, then registers
 ``Adafactor`` itself; transformers is imported when a config builds it
 (``optim_wrapper=dict(optimizer=dict(type='Adafactor', ...))``), with the same class and

@@ -17,7 +17,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 # the files with end-to-end runs (`slow`) start first, so no worker is left with one at the end.
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
 if _WORKERS > 1:
-    _threads = max(1, len(os.sched_getaffinity(0)) // _WORKERS)
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    _threads = max(1, (_cores or 1) // _WORKERS)
     torch.set_num_threads(_threads)
     os.environ['OMP_NUM_THREADS'] = str(_threads)
 
